@@ -2,7 +2,12 @@
 #![warn(missing_docs)]
 
 pub mod archive;
+pub mod cli;
+pub mod data;
+pub mod engine;
 pub mod error;
+pub mod model;
 
 pub use archive::KerasFile;
 pub use error::{Error, ErrorKind, Result};
+pub use model::Model;

@@ -1,0 +1,59 @@
+//! The command-line interface: parsed once by clap into [`Cli`], then each
+//! command runs as a thin shell over the library. Errors carry context via
+//! `anyhow` and are printed once, by `main`.
+
+mod convert;
+mod load;
+mod predict;
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+
+/// kerasrs: inspect, run, fine-tune and re-save Keras 3 models without Python.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kerasrs",
+    version,
+    about = "Inspect, run and re-save Keras 3 `.keras` models natively",
+    after_help = "Examples:\n  \
+      kerasrs load fixtures/models/digits.keras\n  \
+      kerasrs predict fixtures/models/digits.keras --input x.npy --output y.npy\n  \
+      kerasrs convert model.keras --output copy.keras"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Load(load::Args),
+    Predict(predict::Args),
+    Convert(convert::Args),
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Load(a) => load::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Convert(a) => convert::run(a),
+    }
+}
+
+/// Refuse to write an output over the input file.
+fn check_output_is_not_input(input: &Path, output: &Path) -> Result<()> {
+    let same = match (input.canonicalize(), output.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        bail!(
+            "refusing to overwrite the input file `{}`: choose another `--output`",
+            input.display()
+        );
+    }
+    Ok(())
+}

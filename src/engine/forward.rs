@@ -1,0 +1,107 @@
+//! Inference: the forward pass of a chain model on float32 batches.
+//!
+//! Spec: `keras/src/layers/core/dense.py` (`call`: `matmul(inputs, kernel)`,
+//! then `add(bias)`, then the activation), `layers/reshaping/flatten.py`,
+//! `layers/regularization/dropout.py` (identity when not training).
+//!
+//! A batch is held as a 2-D array: rows are samples times all per-sample axes
+//! but the last, columns are the last axis. Dense and activations act on the
+//! last axis, so they work on that view directly; Flatten regroups the rows.
+
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, IxDyn};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::model::{Dense, LayerKind, Model};
+
+/// Apply a Dense layer to a batch: `activation(x @ kernel + bias)`.
+pub fn dense_forward(dense: &Dense, x: ArrayView2<'_, f32>) -> Array2<f32> {
+    let z = dense_affine(dense, x);
+    dense.activation.forward(z)
+}
+
+/// The affine part of a Dense layer: `x @ kernel + bias`.
+pub fn dense_affine(dense: &Dense, x: ArrayView2<'_, f32>) -> Array2<f32> {
+    let mut z = x.dot(&dense.kernel);
+    if let Some(bias) = &dense.bias {
+        z += bias;
+    }
+    z
+}
+
+impl Model {
+    /// Check that `shape` (with batch axis) fits the model's input.
+    pub fn check_input_shape(&self, shape: &[usize]) -> Result<()> {
+        if shape.len() != self.input_shape.len() + 1 || shape[1..] != self.input_shape[..] {
+            let mut expected = vec!["N".to_string()];
+            expected.extend(self.input_shape.iter().map(usize::to_string));
+            return Err(Error::mismatch(
+                format!("input of shape ({})", expected.join(", ")),
+                format!("shape {shape:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Run one batch through the model (inference mode). `x` has shape
+    /// `[n, input_shape...]` flattened to `[n * leading, last]`.
+    pub fn forward_batch(&self, n: usize, x: Array2<f32>) -> Array2<f32> {
+        let mut h = x;
+        for layer in &self.layers {
+            h = match &layer.kind {
+                LayerKind::Input | LayerKind::Dropout { .. } => h,
+                LayerKind::Dense(d) => dense_forward(d, h.view()),
+                LayerKind::Activation(a) => a.forward(h),
+                LayerKind::Flatten => {
+                    let width = h.len() / n.max(1);
+                    reshape_rows(h, n, width)
+                }
+            };
+        }
+        h
+    }
+
+    /// Predict on a whole input array, `batch_size` rows at a time, batches in
+    /// parallel. Returns `[n, output_shape...]`.
+    pub fn predict(&self, x: ArrayViewD<'_, f32>, batch_size: usize) -> Result<ArrayD<f32>> {
+        self.check_input_shape(x.shape())?;
+        let n = x.shape()[0];
+        let batch_size = batch_size.max(1);
+        let per_sample: usize = self.input_shape.iter().product();
+        let last = *self.input_shape.last().unwrap_or(&1);
+        let out_shape = self.output_shape().to_vec();
+        let out_per_sample: usize = out_shape.iter().product();
+        let x = x.as_standard_layout();
+        let flat = x
+            .as_slice()
+            .ok_or_else(|| Error::invalid("input is not contiguous"))?;
+        let mut out = vec![0f32; n * out_per_sample];
+        if n > 0 {
+            out.par_chunks_mut(batch_size * out_per_sample)
+                .zip(flat.par_chunks(batch_size * per_sample))
+                .for_each(|(dst, src)| {
+                    let rows = src.len() / per_sample.max(1);
+                    let batch = ArrayView2::from_shape((src.len() / last.max(1), last), src)
+                        .expect("chunk length is a multiple of the row width")
+                        .to_owned();
+                    let y = self.forward_batch(rows, batch);
+                    let y = y.as_standard_layout();
+                    dst.copy_from_slice(y.as_slice().expect("standard layout"));
+                });
+        }
+        let mut shape = vec![n];
+        shape.extend(out_shape);
+        ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::invalid(e.to_string()))
+    }
+}
+
+/// Regroup a row-major batch into `rows` rows of `width` columns.
+pub fn reshape_rows(h: Array2<f32>, rows: usize, width: usize) -> Array2<f32> {
+    let h = if h.is_standard_layout() {
+        h
+    } else {
+        h.as_standard_layout().to_owned()
+    };
+    h.into_shape_with_order((rows, width))
+        .expect("flatten keeps the element count")
+}

@@ -1,0 +1,292 @@
+//! A model summary in the spirit of Keras's `model.summary()`, as data (for
+//! `--json`) and as text.
+
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+
+use super::regularizer::Factor;
+use super::{CompileInfo, Layer, LayerKind, Model};
+
+/// Everything `kerasrs load` reports about a model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Model name.
+    pub name: String,
+    /// `Sequential` or `Functional`.
+    pub class_name: String,
+    /// Keras version recorded in `metadata.json`.
+    pub keras_version: Option<String>,
+    /// Per-sample input shape.
+    pub input_shape: Vec<usize>,
+    /// One row per layer.
+    pub layers: Vec<LayerRow>,
+    /// All parameters (Keras's `count_params()`).
+    pub total_params: usize,
+    /// Trainable parameters.
+    pub trainable_params: usize,
+    /// Non-trainable parameters.
+    pub non_trainable_params: usize,
+    /// Compile configuration, when the model was saved compiled.
+    pub compile: Option<CompileInfo>,
+    /// Stored optimizer state, when present.
+    pub optimizer_state: Option<OptimizerStateRow>,
+}
+
+/// One layer of the summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerRow {
+    /// Layer name.
+    pub name: String,
+    /// Keras class name.
+    pub class_name: String,
+    /// Output shape with the batch dimension as `null`.
+    pub output_shape: Vec<Option<usize>>,
+    /// Parameter count.
+    pub params: usize,
+    /// Whether the layer's weights are trainable.
+    pub trainable: bool,
+    /// Activation name, for layers that have one.
+    pub activation: Option<String>,
+    /// Regularizers as `kernel: L1(0.01)` strings.
+    pub regularizers: Vec<String>,
+    /// Constraints as `kernel: MaxNorm` strings.
+    pub constraints: Vec<String>,
+    /// Extra detail (dropout rate).
+    pub detail: Option<String>,
+}
+
+/// The stored optimizer state, in brief.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OptimizerStateRow {
+    /// The optimizer's `name` attribute.
+    pub name: Option<String>,
+    /// The step counter.
+    pub iterations: Option<i64>,
+    /// How many variables are stored (iterations, learning rate, slots).
+    pub variables: usize,
+}
+
+fn layer_row(layer: &Layer) -> LayerRow {
+    let mut regularizers = Vec::new();
+    let mut constraints = Vec::new();
+    let mut detail = None;
+    match &layer.kind {
+        LayerKind::Dense(d) => {
+            for (what, r) in [
+                ("kernel", d.kernel_regularizer),
+                ("bias", d.bias_regularizer),
+                ("activity", d.activity_regularizer),
+            ] {
+                if let Some(r) = r {
+                    regularizers.push(format!("{what}: {r}"));
+                }
+            }
+            for (what, c) in [("kernel", &d.kernel_constraint), ("bias", &d.bias_constraint)] {
+                if let Some(name) = c.as_ref().and_then(super::compile::object_name) {
+                    constraints.push(format!("{what}: {name}"));
+                }
+            }
+        }
+        LayerKind::Dropout { rate } => detail = Some(format!("rate={rate}")),
+        _ => {}
+    }
+    LayerRow {
+        name: layer.name.clone(),
+        class_name: layer.class_name.clone(),
+        output_shape: std::iter::once(None)
+            .chain(layer.output_shape.iter().map(|&d| Some(d)))
+            .collect(),
+        params: layer.param_count(),
+        trainable: layer.trainable,
+        activation: layer.activation().map(|a| a.name().to_string()),
+        regularizers,
+        constraints,
+        detail,
+    }
+}
+
+impl Summary {
+    /// Summarize a model.
+    pub fn of(model: &Model) -> Self {
+        let total = model.param_count();
+        let trainable = model.trainable_param_count();
+        let state = model.optimizer_state();
+        Summary {
+            name: model.name.clone(),
+            class_name: model.class_name.clone(),
+            keras_version: model.source().keras_version().map(str::to_string),
+            input_shape: model.input_shape.clone(),
+            layers: model.layers.iter().map(layer_row).collect(),
+            total_params: total,
+            trainable_params: trainable,
+            non_trainable_params: total - trainable,
+            compile: model.compile_info(),
+            optimizer_state: state.map(|s| OptimizerStateRow {
+                iterations: s.iterations(),
+                name: s.name.clone(),
+                variables: s.variables.len(),
+            }),
+        }
+    }
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Keras's `readable_memory_size` for float32 parameters (`utils/summary_utils.py`).
+fn memory(params: usize) -> String {
+    let mut size = params as f64 * 4.0;
+    for unit in ["B", "KB", "MB", "GB", "TB"] {
+        if size < 1024.0 || unit == "TB" {
+            return format!("{size:.2} {unit}");
+        }
+        size /= 1024.0;
+    }
+    unreachable!("the loop returns on its last unit")
+}
+
+fn shape_text(shape: &[Option<usize>]) -> String {
+    let dims: Vec<String> = shape
+        .iter()
+        .map(|d| d.map_or("None".to_string(), |n| n.to_string()))
+        .collect();
+    if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Model: \"{}\" ({})", self.name, self.class_name)?;
+        if let Some(v) = &self.keras_version {
+            writeln!(f, "Saved by Keras {v}")?;
+        }
+        let headers = ["Layer (type)", "Output Shape", "Param #", "Activation", "Regularizers"];
+        let rows: Vec<[String; 5]> = self
+            .layers
+            .iter()
+            .map(|l| {
+                let mut name = format!("{} ({})", l.name, l.class_name);
+                if !l.trainable && l.params > 0 {
+                    name.push_str(" [frozen]");
+                }
+                let mut extra = l.regularizers.clone();
+                extra.extend(l.constraints.iter().map(|c| format!("constraint {c}")));
+                extra.extend(l.detail.iter().cloned());
+                [
+                    name,
+                    shape_text(&l.output_shape),
+                    thousands(l.params),
+                    l.activation.clone().unwrap_or_default(),
+                    extra.join(", "),
+                ]
+            })
+            .collect();
+        let mut widths = headers.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let rule = |f: &mut fmt::Formatter<'_>, c: char| -> fmt::Result {
+            let mut line = String::new();
+            for (i, w) in widths.iter().enumerate() {
+                line.push_str(if i == 0 { "" } else { "─┼─" });
+                line.extend(std::iter::repeat_n(c, *w));
+            }
+            writeln!(f, "{}", line.trim_end())
+        };
+        let line = |cells: &[String]| -> String {
+            let mut s = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i > 0 {
+                    s.push_str(" │ ");
+                }
+                if i == 2 {
+                    let _ = write!(s, "{cell:>w$}");
+                } else {
+                    let _ = write!(s, "{cell:<w$}");
+                }
+            }
+            s.trim_end().to_string()
+        };
+        writeln!(f, "{}", line(&headers.map(str::to_string)))?;
+        rule(f, '─')?;
+        for row in &rows {
+            writeln!(f, "{}", line(row))?;
+        }
+        rule(f, '─')?;
+        writeln!(
+            f,
+            "Total params: {} ({})",
+            thousands(self.total_params),
+            memory(self.total_params)
+        )?;
+        writeln!(
+            f,
+            "Trainable params: {} ({})",
+            thousands(self.trainable_params),
+            memory(self.trainable_params)
+        )?;
+        writeln!(
+            f,
+            "Non-trainable params: {} ({})",
+            thousands(self.non_trainable_params),
+            memory(self.non_trainable_params)
+        )?;
+        match &self.compile {
+            None => writeln!(f, "Compiled: no")?,
+            Some(c) => {
+                let mut opt = c.optimizer.clone().unwrap_or_else(|| "none".into());
+                if let Some(lr) = c.learning_rate {
+                    let _ = write!(opt, " (learning_rate={})", Factor(lr));
+                } else if let Some(s) = &c.learning_rate_schedule {
+                    let _ = write!(opt, " (learning_rate={s} schedule)");
+                }
+                writeln!(f, "Optimizer: {opt}")?;
+                writeln!(f, "Loss: {}", c.loss.as_deref().unwrap_or("none"))?;
+                if !c.metrics.is_empty() {
+                    writeln!(f, "Metrics: {}", c.metrics.join(", "))?;
+                }
+            }
+        }
+        match &self.optimizer_state {
+            None => writeln!(f, "Optimizer state: none stored")?,
+            Some(s) => writeln!(
+                f,
+                "Optimizer state: {} variables stored, iterations = {}",
+                s.variables,
+                s.iterations.map_or("unknown".to_string(), |i| i.to_string())
+            )?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_counts_like_keras() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(55050), "55,050");
+        assert_eq!(thousands(1234567), "1,234,567");
+        // Keras: "Total params: 55,050 (215.04 KB)"
+        assert_eq!(memory(55050), "215.04 KB");
+    }
+}
