@@ -61,7 +61,6 @@ pub enum ErrorKind {
 }
 
 /// A kerasrs error: a kind with the file, archive member and path it concerns.
-#[derive(Debug)]
 pub struct Error {
     kind: Box<ErrorKind>,
     file: Option<PathBuf>,
@@ -201,6 +200,14 @@ impl From<ErrorKind> for Error {
     }
 }
 
+// `Debug` shows the message too, so `unwrap()` and `fn main() -> Result` print
+// something a user can act on.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(file) = &self.file {
@@ -216,14 +223,9 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &*self.kind {
-            ErrorKind::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+// The kind's message is part of `Display`, so `source()` stays `None`: an
+// error chain printer (`anyhow`'s `{:#}`) would otherwise print it twice.
+impl std::error::Error for Error {}
 
 #[cfg(test)]
 mod tests {

@@ -180,7 +180,10 @@ impl H5Dataset {
             }
         };
         if self.len() != 1 {
-            return Err(Error::mismatch("a scalar", format!("shape {:?}", self.shape)));
+            return Err(Error::mismatch(
+                "a scalar",
+                format!("shape {:?}", self.shape),
+            ));
         }
         self.raw = bytes;
         Ok(())
@@ -203,7 +206,10 @@ impl H5Dataset {
 impl H5Group {
     /// The child node called `name`.
     pub fn child(&self, name: &str) -> Option<&H5Node> {
-        self.children.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c)
     }
 
     /// The child node called `name`, mutably.
@@ -336,9 +342,7 @@ fn check_name(name: &str, parent: &str) -> Result<()> {
     Ok(())
 }
 
-fn sorted_attrs(
-    attrs: std::collections::HashMap<String, AttrValue>,
-) -> Vec<(String, AttrValue)> {
+fn sorted_attrs(attrs: std::collections::HashMap<String, AttrValue>) -> Vec<(String, AttrValue)> {
     let mut attrs: Vec<_> = attrs.into_iter().collect();
     attrs.sort_by(|a, b| a.0.cmp(&b.0));
     attrs
@@ -435,7 +439,10 @@ fn read_dataset(
         )
         .at(path.to_string())
     })?;
-    if matches!(datatype, Datatype::VariableLength { .. } | Datatype::Reference { .. }) {
+    if matches!(
+        datatype,
+        Datatype::VariableLength { .. } | Datatype::Reference { .. }
+    ) {
         return Err(Error::unsupported(
             "dataset datatype",
             format!("{datatype:?}"),
@@ -520,9 +527,15 @@ mod tests {
         vars.set_attr("name", AttrValue::VarLenString("dense".into()));
         vars.set_child(
             "0",
-            H5Node::Dataset(H5Dataset::from_f32(&[2, 3], &[1.0, -2.0, 3.5, 0.0, 1e-8, 7.0])),
+            H5Node::Dataset(H5Dataset::from_f32(
+                &[2, 3],
+                &[1.0, -2.0, 3.5, 0.0, 1e-8, 7.0],
+            )),
         );
-        vars.set_child("1", H5Node::Dataset(H5Dataset::from_f32(&[3], &[0.5, 0.25, 0.0])));
+        vars.set_child(
+            "1",
+            H5Node::Dataset(H5Dataset::from_f32(&[3], &[0.5, 0.25, 0.0])),
+        );
         root.ensure_group("vars").unwrap();
         let bytes = write_tree(&root).unwrap();
         let back = read_tree(bytes, &Limits::default()).unwrap();
@@ -533,10 +546,7 @@ mod tests {
         );
         assert_eq!(vars.dataset("0").unwrap().shape, vec![2, 3]);
         assert!(back.group("vars").unwrap().children.is_empty());
-        assert_eq!(
-            vars.attr("name").and_then(|a| a.as_str()),
-            Some("dense")
-        );
+        assert_eq!(vars.attr("name").and_then(|a| a.as_str()), Some("dense"));
     }
 
     #[test]

@@ -84,7 +84,11 @@ impl KerasFile {
         if zip.len() > limits.max_members {
             return Err(Error::limit(
                 "max_members",
-                format!("{} members, at most {} allowed", zip.len(), limits.max_members),
+                format!(
+                    "{} members, at most {} allowed",
+                    zip.len(),
+                    limits.max_members
+                ),
             ));
         }
         let mut members = Vec::with_capacity(zip.len());
@@ -121,11 +125,10 @@ impl KerasFile {
                 .read_to_end(&mut data)
                 .map_err(|e| Error::zip(e).in_member(name.clone()))?;
             if data.len() as u64 > cap {
-                return Err(Error::limit(
-                    "max_member_bytes",
-                    format!("inflates past {cap} bytes"),
-                )
-                .in_member(name));
+                return Err(
+                    Error::limit("max_member_bytes", format!("inflates past {cap} bytes"))
+                        .in_member(name),
+                );
             }
             total = total.saturating_add(data.len() as u64);
             if total > limits.max_total_bytes {
@@ -163,8 +166,7 @@ impl KerasFile {
                 is_dir,
             });
         }
-        let config =
-            config.ok_or_else(|| Error::missing(format!("member `{CONFIG_MEMBER}`")))?;
+        let config = config.ok_or_else(|| Error::missing(format!("member `{CONFIG_MEMBER}`")))?;
         let metadata =
             metadata.ok_or_else(|| Error::missing(format!("member `{METADATA_MEMBER}`")))?;
         let weights =

@@ -34,7 +34,13 @@ pub fn run(args: Args) -> Result<()> {
     let x = read_npy_f32(&args.input)?;
     let y = model
         .predict(x.view(), args.batch_size as usize)
-        .with_context(|| format!("`{}` does not fit `{}`", args.input.display(), args.model.display()))?;
+        .with_context(|| {
+            format!(
+                "`{}` does not fit `{}`",
+                args.input.display(),
+                args.model.display()
+            )
+        })?;
     write_npy_f32(&args.output, &y)?;
     eprintln!(
         "wrote predictions of shape {:?} to `{}`",

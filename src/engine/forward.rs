@@ -37,7 +37,14 @@ impl Model {
             expected.extend(self.input_shape.iter().map(usize::to_string));
             return Err(Error::mismatch(
                 format!("input of shape ({})", expected.join(", ")),
-                format!("shape {shape:?}"),
+                format!(
+                    "shape ({})",
+                    shape
+                        .iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
         Ok(())

@@ -42,7 +42,7 @@ pub enum LayerKind {
     /// `InputLayer`: the model's input, no computation.
     Input,
     /// `Dense`: `activation(x @ kernel + bias)` on the last axis.
-    Dense(Dense),
+    Dense(Box<Dense>),
     /// `Dropout`: identity at inference.
     Dropout {
         /// Fraction of units dropped during training.

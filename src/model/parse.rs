@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use ndarray::{Array1, Array2};
 use serde_json::{Map, Value};
 
+use super::Model;
 use super::activation::Activation;
 use super::layer::{Dense, LAYER_CLASSES, Layer, LayerKind, to_snake_case};
 use super::regularizer::Regularizer;
-use super::Model;
 use crate::archive::{H5Group, KerasFile};
 use crate::error::{Error, Result};
 
@@ -48,9 +48,12 @@ pub(super) fn parse_model(file: KerasFile) -> Result<Model> {
             .unwrap_or(class_name)
             .to_string();
         check_dtype(cfg.get("dtype")).map_err(|e| e.at("config").in_member("config.json"))?;
-        let model_trainable = cfg.get("trainable").and_then(Value::as_bool).unwrap_or(true);
-        let raw = raw_layers(cfg, class_name == "Sequential")
-            .map_err(|e| e.in_member("config.json"))?;
+        let model_trainable = cfg
+            .get("trainable")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let raw =
+            raw_layers(cfg, class_name == "Sequential").map_err(|e| e.in_member("config.json"))?;
         let (input_shape, chain) = if class_name == "Sequential" {
             sequential_chain(root, cfg, &raw)
         } else {
@@ -257,7 +260,9 @@ fn single_endpoint(cfg: &Map<String, Value>, key: &str) -> Result<String> {
         .get(key)
         .ok_or_else(|| Error::missing(format!("`config.{key}`")))?;
     // Either [name, 0, 0] or [[name, 0, 0]].
-    let list = v.as_array().ok_or_else(|| Error::mismatch("a list", v).at(key.to_string()))?;
+    let list = v
+        .as_array()
+        .ok_or_else(|| Error::mismatch("a list", v).at(key.to_string()))?;
     let entry = match list.first() {
         Some(Value::Array(inner)) if list.len() == 1 => inner,
         Some(Value::String(_)) => list,
@@ -327,7 +332,10 @@ fn functional_chain(
     }
     let first = &raw[chain[0]];
     if first.class_name != "InputLayer" {
-        return Err(Error::mismatch("an `InputLayer` as model input", first.class_name));
+        return Err(Error::mismatch(
+            "an `InputLayer` as model input",
+            first.class_name,
+        ));
     }
     Ok((input_layer_shape(first)?, chain))
 }
@@ -354,12 +362,13 @@ fn build_layers(
     for &i in chain {
         let r = &raw[i];
         let at = format!("config.layers[{}] (`{}`)", r.index, r.name);
-        let layer = build_layer(r, &shape, model_trainable, weights)
-            .map_err(|e| if e.member().is_none() && e.location().is_none() {
+        let layer = build_layer(r, &shape, model_trainable, weights).map_err(|e| {
+            if e.member().is_none() && e.location().is_none() {
                 e.at(at).in_member("config.json")
             } else {
                 e
-            })?;
+            }
+        })?;
         shape.clone_from(&layer.output_shape);
         layers.push(layer);
     }
@@ -384,10 +393,13 @@ fn build_layer(
             let dense = build_dense(r, last, weights)?;
             let mut out = input_shape.to_vec();
             if out.is_empty() {
-                return Err(Error::mismatch("an input with at least one axis", "a scalar"));
+                return Err(Error::mismatch(
+                    "an input with at least one axis",
+                    "a scalar",
+                ));
             }
             *out.last_mut().expect("non-empty") = dense.activation.output_width(dense.units)?;
-            (LayerKind::Dense(dense), out)
+            (LayerKind::Dense(Box::new(dense)), out)
         }
         "Dropout" => {
             let rate = c.get("rate").and_then(Value::as_f64).unwrap_or(0.0);
@@ -395,7 +407,11 @@ fn build_layer(
                 return Err(Error::mismatch("`rate` in [0, 1)", rate));
             }
             if c.get("noise_shape").is_some_and(|v| !v.is_null()) {
-                return Err(Error::unsupported("Dropout option", "noise_shape", &["rate", "seed"]));
+                return Err(Error::unsupported(
+                    "Dropout option",
+                    "noise_shape",
+                    &["rate", "seed"],
+                ));
             }
             (LayerKind::Dropout { rate }, input_shape.to_vec())
         }
@@ -443,7 +459,10 @@ fn check_vars_count(weights: &H5Group, r: &RawLayer<'_>, expected: usize) -> Res
         let found = group.children.len();
         if found != expected {
             return Err(Error::mismatch(
-                format!("{expected} variables for `{}` layer `{}`", r.class_name, r.name),
+                format!(
+                    "{expected} variables for `{}` layer `{}`",
+                    r.class_name, r.name
+                ),
                 format!("{found}"),
             )
             .at(path)
@@ -464,8 +483,14 @@ fn build_dense(r: &RawLayer<'_>, input_width: usize, weights: &H5Group) -> Resul
         .map_err(|e| e.at("activation"))?;
     let use_bias = c.get("use_bias").and_then(Value::as_bool).unwrap_or(true);
     for key in ["quantization_config", "lora_rank"] {
-        if c.get(key).is_some_and(|v| !v.is_null() && v != &Value::from(0)) {
-            return Err(Error::unsupported("Dense option", key, &["plain float32 Dense"]));
+        if c.get(key)
+            .is_some_and(|v| !v.is_null() && v != &Value::from(0))
+        {
+            return Err(Error::unsupported(
+                "Dense option",
+                key,
+                &["plain float32 Dense"],
+            ));
         }
     }
     let kernel_regularizer = regularizer(c, "kernel_regularizer")?;
@@ -486,7 +511,9 @@ fn build_dense(r: &RawLayer<'_>, input_width: usize, weights: &H5Group) -> Resul
     let kernel = Array2::from_shape_vec((input_width, units), kernel_values)
         .map_err(|e| in_h5(Error::invalid(e.to_string()).at(format!("{path}/0"))))?;
     let bias = if use_bias {
-        Some(Array1::from_vec(read_weight(vars, &path, "1", &[units]).map_err(in_h5)?))
+        Some(Array1::from_vec(
+            read_weight(vars, &path, "1", &[units]).map_err(in_h5)?,
+        ))
     } else {
         None
     };
@@ -510,8 +537,11 @@ fn read_weight(vars: &H5Group, path: &str, index: &str, shape: &[usize]) -> Resu
         .ok_or_else(|| Error::missing("weight dataset").at(at.clone()))?;
     let expected: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     if ds.shape != expected {
-        return Err(Error::mismatch(format!("shape {expected:?}"), format!("shape {:?}", ds.shape))
-            .at(at));
+        return Err(Error::mismatch(
+            format!("shape {expected:?}"),
+            format!("shape {:?}", ds.shape),
+        )
+        .at(at));
     }
     ds.to_f32().map_err(|e| e.at(at))
 }
@@ -523,7 +553,10 @@ fn check_no_stray_weights(weights: &H5Group, raw: &[RawLayer<'_>]) -> Result<()>
     };
     for name in layers.group_names() {
         let path = format!("layers/{name}");
-        if !raw.iter().any(|r| r.weight_path.as_deref() == Some(path.as_str())) {
+        if !raw
+            .iter()
+            .any(|r| r.weight_path.as_deref() == Some(path.as_str()))
+        {
             let has_vars = layers
                 .group(name)
                 .and_then(|g| g.group("vars"))

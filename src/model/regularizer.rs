@@ -93,10 +93,7 @@ impl Regularizer {
             };
             // `validate_float_arg` in regularizers.py: finite and non-negative.
             if !v.is_finite() || v < 0.0 {
-                return Err(Error::mismatch(
-                    format!("a finite non-negative `{key}`"),
-                    v,
-                ));
+                return Err(Error::mismatch(format!("a finite non-negative `{key}`"), v));
             }
             Ok(v)
         };
@@ -219,9 +216,12 @@ impl Regularizer {
             let n = p.nrows();
             let num_pairs = n as f32 * (n as f32 - 1.0) / 2.0;
             let c = (factor as f32) * 0.5 / num_pairs * scale;
-            let g = Array2::from_shape_fn((n, n), |(i, j)| {
-                if i == j { 0.0 } else { c * sign(p[[i, j]]) }
-            });
+            let g = Array2::from_shape_fn(
+                (n, n),
+                |(i, j)| {
+                    if i == j { 0.0 } else { c * sign(p[[i, j]]) }
+                },
+            );
             let gu = (&g + &g.t()).dot(&u);
             let mut gw = Array2::<f32>::zeros(u.raw_dim());
             for (i, mut row) in gw.axis_iter_mut(Axis(0)).enumerate() {
@@ -332,7 +332,9 @@ mod tests {
                        "config": {"l1": 0.009999999776482582}, "registered_name": null});
         assert_eq!(
             Regularizer::from_config(&v).unwrap(),
-            Some(Regularizer::L1 { l1: 0.009999999776482582 })
+            Some(Regularizer::L1 {
+                l1: 0.009999999776482582
+            })
         );
         assert_eq!(
             Regularizer::from_config(&json!("l2")).unwrap(),
@@ -345,7 +347,10 @@ mod tests {
         assert_eq!(Regularizer::from_config(&Value::Null).unwrap(), None);
         assert_eq!(
             Regularizer::from_config(&json!("orthogonal_regularizer")).unwrap(),
-            Some(Regularizer::Orthogonal { factor: 0.01, rows: true })
+            Some(Regularizer::Orthogonal {
+                factor: 0.01,
+                rows: true
+            })
         );
         assert_eq!(
             Regularizer::from_config(&json!("Regularizer")).unwrap(),
@@ -355,7 +360,13 @@ mod tests {
 
     #[test]
     fn factors_display_briefly() {
-        assert_eq!(Regularizer::L1 { l1: 0.009999999776482582 }.to_string(), "L1(0.01)");
+        assert_eq!(
+            Regularizer::L1 {
+                l1: 0.009999999776482582
+            }
+            .to_string(),
+            "L1(0.01)"
+        );
         assert_eq!(Regularizer::L2 { l2: 0.01 }.to_string(), "L2(0.01)");
     }
 
@@ -379,8 +390,14 @@ mod tests {
         let x = ndarray::array![[0.5f32, -1.25, 2.0], [0.3, 0.9, -0.4]].into_dyn();
         for r in [
             Regularizer::L1L2 { l1: 0.3, l2: 0.7 },
-            Regularizer::Orthogonal { factor: 0.5, rows: true },
-            Regularizer::Orthogonal { factor: 0.5, rows: false },
+            Regularizer::Orthogonal {
+                factor: 0.5,
+                rows: true,
+            },
+            Regularizer::Orthogonal {
+                factor: 0.5,
+                rows: false,
+            },
         ] {
             let mut g = ndarray::ArrayD::<f32>::zeros(x.raw_dim());
             r.add_gradient(x.view(), g.view_mut(), 1.0).unwrap();
@@ -390,7 +407,8 @@ mod tests {
                 xp[&idx] += h;
                 let mut xm = x.clone();
                 xm[&idx] -= h;
-                let fd = (r.penalty(xp.view()).unwrap() - r.penalty(xm.view()).unwrap()) / (2.0 * h);
+                let fd =
+                    (r.penalty(xp.view()).unwrap() - r.penalty(xm.view()).unwrap()) / (2.0 * h);
                 assert!((fd - gv).abs() < 1e-2, "{r}: {idx:?}: {fd} vs {gv}");
             }
         }

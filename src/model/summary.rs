@@ -82,7 +82,10 @@ fn layer_row(layer: &Layer) -> LayerRow {
                     regularizers.push(format!("{what}: {r}"));
                 }
             }
-            for (what, c) in [("kernel", &d.kernel_constraint), ("bias", &d.bias_constraint)] {
+            for (what, c) in [
+                ("kernel", &d.kernel_constraint),
+                ("bias", &d.bias_constraint),
+            ] {
                 if let Some(name) = c.as_ref().and_then(super::compile::object_name) {
                     constraints.push(format!("{what}: {name}"));
                 }
@@ -136,7 +139,7 @@ pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -174,7 +177,13 @@ impl fmt::Display for Summary {
         if let Some(v) = &self.keras_version {
             writeln!(f, "Saved by Keras {v}")?;
         }
-        let headers = ["Layer (type)", "Output Shape", "Param #", "Activation", "Regularizers"];
+        let headers = [
+            "Layer (type)",
+            "Output Shape",
+            "Param #",
+            "Activation",
+            "Regularizers",
+        ];
         let rows: Vec<[String; 5]> = self
             .layers
             .iter()
@@ -269,7 +278,8 @@ impl fmt::Display for Summary {
                 f,
                 "Optimizer state: {} variables stored, iterations = {}",
                 s.variables,
-                s.iterations.map_or("unknown".to_string(), |i| i.to_string())
+                s.iterations
+                    .map_or("unknown".to_string(), |i| i.to_string())
             )?,
         }
         Ok(())

@@ -1,0 +1,178 @@
+//! Broken inputs give one `error:` line naming the problem, never a panic,
+//! and never an output file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{fixtures_dir, kerasrs};
+use kerasrs::KerasFile;
+
+fn seed() -> PathBuf {
+    fixtures_dir().join("models/seed.keras")
+}
+
+/// Run a command that must fail; return its single error line.
+fn fails(args: &[&str]) -> String {
+    let (ok, stdout, stderr) = kerasrs(args);
+    assert!(!ok, "expected failure: {args:?}\n{stdout}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_string()
+}
+
+fn edited(dir: &Path, name: &str, edit: impl FnOnce(&mut KerasFile)) -> PathBuf {
+    let mut file = KerasFile::open(seed()).unwrap();
+    edit(&mut file);
+    let path = dir.join(name);
+    file.save(&path).unwrap();
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn not_a_zip() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.keras");
+    std::fs::write(&bad, b"this is not a zip archive").unwrap();
+    let err = fails(&["load", s(&bad)]);
+    assert!(err.contains("bad.keras"), "{err}");
+    assert!(err.contains("zip"), "{err}");
+}
+
+#[test]
+fn missing_weights_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noweights.keras");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    let src = KerasFile::open(seed()).unwrap();
+    zip.start_file("metadata.json", opts).unwrap();
+    std::io::Write::write_all(&mut zip, src.metadata.to_string().as_bytes()).unwrap();
+    zip.start_file("config.json", opts).unwrap();
+    std::io::Write::write_all(&mut zip, src.config.to_string().as_bytes()).unwrap();
+    zip.finish().unwrap();
+    let err = fails(&["load", s(&path)]);
+    assert!(err.contains("missing member `model.weights.h5`"), "{err}");
+}
+
+#[test]
+fn config_and_weights_disagree() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited(dir.path(), "units.keras", |f| {
+        f.config["config"]["layers"][1]["config"]["units"] = 63.into();
+    });
+    let err = fails(&["load", s(&path)]);
+    assert!(err.contains("layers/dense/vars/0"), "{err}");
+    assert!(
+        err.contains("expected shape [784, 63], found shape [784, 64]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bias_present_without_use_bias() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited(dir.path(), "bias.keras", |f| {
+        f.config["config"]["layers"][2]["config"]["use_bias"] = false.into();
+    });
+    let err = fails(&["load", s(&path)]);
+    assert!(err.contains("layers/dense_1/vars"), "{err}");
+    assert!(err.contains("expected 1 variables"), "{err}");
+}
+
+#[test]
+fn unknown_layer_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited(dir.path(), "conv.keras", |f| {
+        f.config["config"]["layers"][2]["class_name"] = "Conv2D".into();
+    });
+    let err = fails(&["load", s(&path)]);
+    assert!(err.contains("unsupported layer class `Conv2D`"), "{err}");
+    assert!(err.contains("Dense"), "{err}");
+}
+
+#[test]
+fn unknown_activation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited(dir.path(), "act.keras", |f| {
+        f.config["config"]["layers"][1]["config"]["activation"] = "wiggle".into();
+    });
+    let err = fails(&["load", s(&path)]);
+    assert!(err.contains("unsupported activation `wiggle`"), "{err}");
+}
+
+#[test]
+fn unsupported_dtype_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited(dir.path(), "f16.keras", |f| {
+        f.config["config"]["layers"][1]["config"]["dtype"]["config"]["name"] =
+            "mixed_float16".into();
+    });
+    let err = fails(&["load", s(&path)]);
+    assert!(
+        err.contains("unsupported dtype policy `mixed_float16`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn predict_with_wrong_input_shape_names_both_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    let out = dir.path().join("y.npy");
+    let a = ndarray::Array2::<f32>::zeros((3, 100)).into_dyn();
+    kerasrs::data::write_npy_f32(&x, &a).unwrap();
+    let err = fails(&["predict", s(&seed()), "--input", s(&x), "--output", s(&out)]);
+    assert!(err.contains("(N, 784)"), "{err}");
+    assert!(err.contains("(3, 100)"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn convert_refuses_to_overwrite_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("m.keras");
+    std::fs::copy(seed(), &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    let err = fails(&["convert", s(&copy), "--output", s(&copy)]);
+    assert!(err.contains("refusing to overwrite"), "{err}");
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+}
+
+#[test]
+fn failed_convert_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.keras");
+    std::fs::write(&bad, b"PK\x03\x04 truncated").unwrap();
+    let out = dir.path().join("out.keras");
+    fails(&["convert", s(&bad), "--output", s(&out)]);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn truncated_and_bit_flipped_archives_never_panic() {
+    let bytes = std::fs::read(seed()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.keras");
+    let mut cases: Vec<Vec<u8>> = [10, 100, 1000, bytes.len() / 2, bytes.len() - 1]
+        .iter()
+        .map(|&n| bytes[..n].to_vec())
+        .collect();
+    for i in 0..24 {
+        let mut b = bytes.clone();
+        let pos = (i * 7919 + 13) % b.len();
+        b[pos] ^= 0x5a;
+        cases.push(b);
+    }
+    for case in cases {
+        std::fs::write(&path, &case).unwrap();
+        let (_ok, _out, stderr) = kerasrs(&["load", s(&path)]);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
