@@ -87,6 +87,12 @@ fn write_then_read_round_trips_losslessly() {
         );
         let names = |k: &KerasFile| k.members.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&back), names(&original), "{}: members", f.name);
+        // Unchanged JSON members keep their exact bytes.
+        for (a, b) in back.members.iter().zip(&original.members) {
+            if a.name.ends_with(".json") {
+                assert_eq!(a.data, b.data, "{}: {} bytes", f.name, a.name);
+            }
+        }
         // And the re-read model is the same model.
         let again = Model::try_from(back).unwrap();
         assert_eq!(again.layers, model.layers, "{}: layers", f.name);

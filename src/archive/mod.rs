@@ -41,8 +41,9 @@ pub struct Member {
     pub compression: CompressionMethod,
     /// The modification time stored for it.
     pub modified: Option<zip::DateTime>,
-    /// The contents, for members other than the three known ones (those are
-    /// serialized from [`KerasFile`]'s fields when writing).
+    /// The contents as read. For `config.json` and `metadata.json` these
+    /// bytes are written back as they were while the parsed value is
+    /// unchanged; the weights member is always re-encoded from the tree.
     pub data: Vec<u8>,
     /// True for a directory entry.
     pub is_dir: bool,
@@ -57,7 +58,7 @@ pub struct KerasFile {
     pub metadata: Value,
     /// `model.weights.h5` as a tree.
     pub weights: H5Group,
-    /// Every member in archive order; the three known ones have empty `data`.
+    /// Every member in archive order (the weights member with empty `data`).
     pub members: Vec<Member>,
 }
 
@@ -155,9 +156,7 @@ impl KerasFile {
                 }
                 _ => {}
             }
-            if is_known(&name) {
-                data.clear();
-            }
+
             members.push(Member {
                 name,
                 compression,
@@ -205,8 +204,8 @@ impl KerasFile {
         members.extend(defaults.iter());
         for m in members {
             let data: std::borrow::Cow<'_, [u8]> = match m.name.as_str() {
-                CONFIG_MEMBER => json_bytes(&self.config)?.into(),
-                METADATA_MEMBER => json_bytes(&self.metadata)?.into(),
+                CONFIG_MEMBER => json_bytes(&self.config, &m.data)?,
+                METADATA_MEMBER => json_bytes(&self.metadata, &m.data)?,
                 WEIGHTS_MEMBER => h5::write_tree(&self.weights)
                     .map_err(|e| e.in_member(WEIGHTS_MEMBER))?
                     .into(),
@@ -256,8 +255,14 @@ fn parse_json(data: &[u8]) -> Result<Value> {
     serde_json::from_slice(data).map_err(Error::json)
 }
 
-fn json_bytes(v: &Value) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(Error::json)
+/// The bytes to store for a JSON member: the original bytes when they still
+/// parse to the current value (byte-for-byte passthrough), else the value
+/// serialized afresh.
+fn json_bytes<'a>(v: &Value, original: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>> {
+    if !original.is_empty() && serde_json::from_slice::<Value>(original).ok().as_ref() == Some(v) {
+        return Ok(original.into());
+    }
+    Ok(serde_json::to_vec(v).map_err(Error::json)?.into())
 }
 
 #[cfg(test)]
