@@ -16,11 +16,13 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "kerasrs",
     version,
-    about = "Inspect, run and re-save Keras 3 `.keras` models natively",
+    about = "Inspect, run, fine-tune and re-save Keras 3 `.keras` models natively",
     after_help = "Examples:\n  \
       kerasrs load fixtures/models/digits.keras\n  \
       kerasrs predict fixtures/models/digits.keras --input x.npy --output y.npy\n  \
-      kerasrs convert model.keras --output copy.keras"
+      kerasrs convert model.keras --output copy.keras\n  \
+      kerasrs finetune fixtures/models/digits.keras --data fixtures/digits.npz --output tuned.keras\n  \
+      kerasrs evaluate tuned.keras --data fixtures/digits.npz"
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -8,7 +8,7 @@
 //! but the last, columns are the last axis. Dense and activations act on the
 //! last axis, so they work on that view directly; Flatten regroups the rows.
 
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, CowArray, Ix2, IxDyn};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -52,20 +52,21 @@ impl Model {
 
     /// Run one batch through the model (inference mode). `x` has shape
     /// `[n, input_shape...]` flattened to `[n * leading, last]`.
-    pub fn forward_batch(&self, n: usize, x: Array2<f32>) -> Array2<f32> {
-        let mut h = x;
+    pub fn forward_batch(&self, n: usize, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        // Borrow the caller's rows until a layer computes something new.
+        let mut h: CowArray<'_, f32, Ix2> = x.into();
         for layer in &self.layers {
             h = match &layer.kind {
                 LayerKind::Input | LayerKind::Dropout { .. } => h,
-                LayerKind::Dense(d) => dense_forward(d, h.view()),
-                LayerKind::Activation(a) => a.forward(h),
+                LayerKind::Dense(d) => dense_forward(d, h.view()).into(),
+                LayerKind::Activation(a) => a.forward(h.into_owned()).into(),
                 LayerKind::Flatten => {
                     let width = h.len() / n.max(1);
-                    reshape_rows(h, n, width)
+                    reshape_rows(h.into_owned(), n, width).into()
                 }
             };
         }
-        h
+        h.into_owned()
     }
 
     /// Predict on a whole input array, `batch_size` rows at a time, batches in
@@ -89,8 +90,7 @@ impl Model {
                 .for_each(|(dst, src)| {
                     let rows = src.len() / per_sample.max(1);
                     let batch = ArrayView2::from_shape((src.len() / last.max(1), last), src)
-                        .expect("chunk length is a multiple of the row width")
-                        .to_owned();
+                        .expect("chunk length is a multiple of the row width");
                     let y = self.forward_batch(rows, batch);
                     let y = y.as_standard_layout();
                     dst.copy_from_slice(y.as_slice().expect("standard layout"));

@@ -5,11 +5,10 @@
 //! `layers/regularization/dropout.py`, `layers/activations/activation.py`,
 //! `layers/reshaping/flatten.py`.
 
-use ndarray::{Array1, Array2};
-use serde_json::Value;
-
 use super::activation::Activation;
+use super::constraint::Constraint;
 use super::regularizer::Regularizer;
+use ndarray::{Array1, Array2};
 
 /// Layer classes kerasrs understands (Keras class names).
 pub const LAYER_CLASSES: &[&str] = &["InputLayer", "Dense", "Dropout", "Activation", "Flatten"];
@@ -71,10 +70,10 @@ pub struct Dense {
     pub bias_regularizer: Option<Regularizer>,
     /// Penalty on the layer's output.
     pub activity_regularizer: Option<Regularizer>,
-    /// The kernel constraint as configured (kept verbatim).
-    pub kernel_constraint: Option<Value>,
-    /// The bias constraint as configured (kept verbatim).
-    pub bias_constraint: Option<Value>,
+    /// Constraint applied to the kernel after each update.
+    pub kernel_constraint: Option<Constraint>,
+    /// Constraint applied to the bias after each update.
+    pub bias_constraint: Option<Constraint>,
 }
 
 impl Layer {

@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod compile;
+pub mod constraint;
 pub mod layer;
 mod parse;
 pub mod regularizer;
@@ -111,6 +112,65 @@ impl Model {
             .get_mut("layers")?
             .get_mut(config_index)?
             .get_mut("config")
+    }
+
+    /// Freeze or unfreeze the layer called `name`; the written config
+    /// records it (`"trainable": false`).
+    pub fn set_trainable(&mut self, name: &str, trainable: bool) -> Result<()> {
+        let index = self
+            .layers
+            .iter()
+            .position(|l| l.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.layers.iter().map(|l| l.name.as_str()).collect();
+                Error::missing(format!("layer `{name}` (layers: {})", names.join(", ")))
+            })?;
+        self.layers[index].trainable = trainable;
+        if let Some(Value::Object(cfg)) = self.layer_config_mut(index) {
+            cfg.insert("trainable".into(), Value::Bool(trainable));
+        }
+        Ok(())
+    }
+
+    /// Set (or clear) the kernel regularizer of the Dense layer at `index`;
+    /// the written config records it, so Keras sees the same model.
+    pub fn set_kernel_regularizer(&mut self, index: usize, reg: Option<Regularizer>) -> Result<()> {
+        let dense = self.layers[index]
+            .dense_mut()
+            .ok_or_else(|| Error::invalid("only Dense layers have a kernel regularizer"))?;
+        dense.kernel_regularizer = reg;
+        if let Some(Value::Object(cfg)) = self.layer_config_mut(index) {
+            cfg.insert(
+                "kernel_regularizer".into(),
+                reg.map_or(Value::Null, Regularizer::to_config),
+            );
+        }
+        Ok(())
+    }
+
+    /// Replace the stored optimizer state (`optimizer/vars/0..n`), keeping
+    /// the group's `name` attribute Keras writes.
+    pub fn set_optimizer_state(
+        &mut self,
+        name: &str,
+        variables: Vec<crate::archive::H5Dataset>,
+    ) -> Result<()> {
+        use crate::archive::H5Node;
+        let vars = self.source.weights.ensure_group("optimizer/vars")?;
+        vars.children = variables
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| (i.to_string(), H5Node::Dataset(d)))
+            .collect();
+        vars.set_attr("name", hdf5_pure::AttrValue::VarLenString(name.to_string()));
+        Ok(())
+    }
+
+    /// Replace the `compile_config` written to `config.json`.
+    pub fn set_compile_config(&mut self, compile_config: Value) {
+        if let Value::Object(root) = &mut self.source.config {
+            root.insert("compile_config".into(), compile_config);
+        }
     }
 
     /// The archive to write: the source archive with this model's current

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::Model;
 use super::activation::Activation;
+use super::constraint::Constraint;
 use super::layer::{Dense, LAYER_CLASSES, Layer, LayerKind, to_snake_case};
 use super::regularizer::Regularizer;
 use crate::archive::{H5Group, KerasFile};
@@ -496,7 +497,10 @@ fn build_dense(r: &RawLayer<'_>, input_width: usize, weights: &H5Group) -> Resul
     let kernel_regularizer = regularizer(c, "kernel_regularizer")?;
     let bias_regularizer = regularizer(c, "bias_regularizer")?;
     let activity_regularizer = regularizer(c, "activity_regularizer")?;
-    let constraint = |key: &str| c.get(key).filter(|v| !v.is_null()).cloned();
+    let constraint = |key: &str| {
+        Constraint::from_config(c.get(key).unwrap_or(&Value::Null))
+            .map_err(|e| e.at(key.to_string()))
+    };
 
     let in_h5 = |e: Error| e.in_member("model.weights.h5");
     let (path, vars) = vars_group(weights, r).ok_or_else(|| {
@@ -525,8 +529,8 @@ fn build_dense(r: &RawLayer<'_>, input_width: usize, weights: &H5Group) -> Resul
         kernel_regularizer,
         bias_regularizer,
         activity_regularizer,
-        kernel_constraint: constraint("kernel_constraint"),
-        bias_constraint: constraint("bias_constraint"),
+        kernel_constraint: constraint("kernel_constraint")?,
+        bias_constraint: constraint("bias_constraint")?,
     })
 }
 

@@ -146,6 +146,17 @@ impl Regularizer {
         })
     }
 
+    /// The same regularizer without its L1 term (`None` when nothing is left),
+    /// for training where L1 is applied as a proximal step instead.
+    pub fn without_l1(self) -> Option<Self> {
+        match self {
+            Regularizer::L1 { .. } => None,
+            Regularizer::L1L2 { l2, .. } if l2 != 0.0 => Some(Regularizer::L2 { l2 }),
+            Regularizer::L1L2 { .. } => None,
+            other => Some(other),
+        }
+    }
+
     /// The L1 factor (0 when absent).
     pub fn l1(self) -> f64 {
         match self {

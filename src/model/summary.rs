@@ -86,8 +86,8 @@ fn layer_row(layer: &Layer) -> LayerRow {
                 ("kernel", &d.kernel_constraint),
                 ("bias", &d.bias_constraint),
             ] {
-                if let Some(name) = c.as_ref().and_then(super::compile::object_name) {
-                    constraints.push(format!("{what}: {name}"));
+                if let Some(c) = c {
+                    constraints.push(format!("{what}: {}", c.name()));
                 }
             }
         }
