@@ -7,6 +7,7 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod model;
+pub mod prune;
 
 pub use archive::KerasFile;
 pub use error::{Error, ErrorKind, Result};

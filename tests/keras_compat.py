@@ -1,11 +1,13 @@
-"""Live Keras compatibility check for `kerasrs convert`.
+"""Live Keras compatibility check for `kerasrs convert` and `kerasrs finetune`.
 
 Usage (from the repository root, in a venv made from fixtures/requirements.txt):
 
     KERAS_BACKEND=jax python tests/keras_compat.py --kerasrs target/release/kerasrs \
-        [--fixtures fixtures] [--only NAME ...] [--keep DIR]
+        [--fixtures fixtures] [--only NAME ...] [--keep DIR] \
+        [--sections convert finetune] [--require-finetune]
 
-For every model listed in ``<fixtures>/manifest.json`` this runs
+Section 1, convert.  For every model listed in ``<fixtures>/manifest.json``
+this runs
 
     <kerasrs> convert <fixtures>/<file> --output <tmp>/<name>.keras
 
@@ -16,11 +18,35 @@ weights and (when saved) optimizer variables are bit-identical to the
 original's, and every zip member of the original is present (byte-equal
 except model.weights.h5 and config.json).
 
-Prints ``ok <name>`` or ``FAIL <name>: <reason>`` per model, then
-``N passed, M failed``; exits 1 if anything failed (2 on a setup error).
+Section 2, finetune.  For every case in ``<fixtures>/training/manifest.json``
+(made by ``fixtures/generate_training.py``) this runs
+
+    <kerasrs> finetune <before> --data <data.npz> --epochs E --batch-size B \
+        --no-shuffle [--validation-split F] \
+        [--optimizer O --loss L --learning-rate LR] [--l1 V ...] \
+        --output <tmp>/<name>.keras --quiet
+
+(``--optimizer/--loss/--learning-rate`` from the case's ``compile``, further
+flags from its ``cli``) and checks with real Keras (see ``FINETUNE_CHECKS``):
+the output loads (compile=True) without warnings beyond those of Keras's own
+``after`` archive, every weight is within 1e-5 (max abs) of the ``after``
+archive's, the optimizer has the same class, ``iterations_after`` iterations
+and all its variables within 1e-5; and one further ``fit`` epoch (same batch
+size and validation split, shuffle=False) from our archive and from Keras's
+``after`` archive ends in weights within 1e-5 of each other (Keras resumes
+from our file as from its own).  When ``<kerasrs> finetune --help`` exits
+non-zero (no finetune command yet) every case prints
+``skip <name>: kerasrs has no finetune command`` and counts neither as passed
+nor failed, unless ``--require-finetune`` makes that a failure.
+
+Prints ``ok <name>`` or ``FAIL <name>: <reason>`` per model/case (and
+``skip <name>: <reason>`` for skipped cases), then ``N passed, M failed``
+(followed by ``, K skipped`` when cases were skipped); exits 1 if anything
+failed (2 on a setup error).
 
 To add a check: write ``def check_xxx(ctx): ...`` that raises ``CheckFailure``
-(or any exception) on failure, and append it to ``CHECKS``.
+(or any exception) on failure, and append it to ``CHECKS`` (convert) or
+``FINETUNE_CHECKS`` (finetune; ``ctx`` is a ``FinetuneContext``).
 """
 
 import argparse
@@ -40,6 +66,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 PREDICT_ATOL = 1e-6
+# kerasrs finetune vs Keras model.fit: weights and optimizer variables.
+FINETUNE_ATOL = 1e-5
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Members whose bytes may legitimately change when kerasrs re-writes a model.
 REWRITTEN_MEMBERS = {"model.weights.h5", "config.json"}
@@ -321,6 +349,286 @@ def first_json_diff(a, b, path="$"):
 
 
 # --------------------------------------------------------------------------
+# section 2: finetune checks (each takes a FinetuneContext, raises on failure)
+# --------------------------------------------------------------------------
+
+
+class FinetuneContext:
+    """One training case: our finetune output vs Keras's after archive."""
+
+    def __init__(self, case, fixtures_dir, output_path):
+        self.case = case
+        self.name = case["name"]
+        self.fixtures_dir = fixtures_dir
+        self.after_path = os.path.join(fixtures_dir, case["after"])
+        self.output_path = output_path
+        self._cache = {}
+
+    def _cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def data(self):
+        def load():
+            with np.load(os.path.join(self.fixtures_dir, self.case["data"])) as d:
+                return d["x"], d["y"]
+
+        return self._cached("data", load)
+
+    def load_fresh(self, which):
+        """(model, warnings) for "after" (Keras's) or "output" (ours)."""
+        path = self.after_path if which == "after" else self.output_path
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model = keras.saving.load_model(path, compile=True)
+        except Exception as e:
+            msg = (str(e).strip().splitlines() or [""])[0]
+            raise CheckFailure(
+                f"keras cannot load the {which}: {type(e).__name__}: {msg}"
+            )
+        return model, sorted({str(w.message).strip() for w in caught})
+
+    def _load(self, which):
+        def load():
+            try:
+                return self.load_fresh(which)
+            except CheckFailure as e:
+                return e
+
+        result = self._cached(which, load)
+        if isinstance(result, CheckFailure):
+            raise result
+        return result
+
+    @property
+    def after(self):
+        return self._load("after")[0]
+
+    @property
+    def after_warnings(self):
+        return self._load("after")[1]
+
+    @property
+    def output(self):
+        return self._load("output")[0]
+
+    @property
+    def output_warnings(self):
+        return self._load("output")[1]
+
+
+def close_variables(kind, expected, actual, match_paths, atol=FINETUNE_ATOL):
+    """Same count, shapes and dtypes; values within ``atol`` (integers equal).
+
+    Variables are paired by position.  With ``match_paths`` their paths must
+    be equal too: right for model weights (layer names come from config.json)
+    but not for optimizer variables, whose paths carry the optimizer's name
+    and process-wide counters (Nadam's ``variable``/``variable_1``, an
+    optimizer compiled in-process is ``adam_1``...); Keras itself saves and
+    loads optimizer variables by position.
+    """
+    if len(expected) != len(actual):
+        raise CheckFailure(
+            f"{kind}: {len(actual)} variables, keras has {len(expected)} "
+            f"(ours {[v.path for v in actual]}, "
+            f"keras {[v.path for v in expected]})"
+        )
+    for i, (ve, va) in enumerate(zip(expected, actual)):
+        if match_paths and ve.path != va.path:
+            raise CheckFailure(f"{kind}: variable {va.path!r} != {ve.path!r}")
+        what = ve.path if match_paths else f"#{i} {ve.path} (ours {va.path})"
+        a = np.asarray(keras.ops.convert_to_numpy(ve))
+        b = np.asarray(keras.ops.convert_to_numpy(va))
+        if a.shape != b.shape or a.dtype != b.dtype:
+            raise CheckFailure(
+                f"{kind}: {what} is {describe_array(b)}, "
+                f"keras {describe_array(a)}"
+            )
+        if a.dtype.kind in "iub":
+            if not np.array_equal(a, b):
+                raise CheckFailure(
+                    f"{kind}: {what} = {b.tolist()}, keras {a.tolist()}"
+                )
+            continue
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        worst = float(np.max(diff)) if diff.size else 0.0
+        if not np.all(np.isfinite(b)) or not worst <= atol:
+            raise CheckFailure(
+                f"{kind}: {what} max abs diff {worst:.3g} > {atol:g}"
+            )
+
+
+def check_finetune_loads_cleanly(ctx):
+    """Keras loads our output with no warnings beyond its own archive's."""
+    new_warnings = set(ctx.output_warnings) - set(ctx.after_warnings)
+    if new_warnings:
+        raise CheckFailure(
+            "keras warned when loading the output: "
+            + " | ".join(sorted(new_warnings))
+        )
+
+
+def check_finetune_weights(ctx):
+    """Every weight within 1e-5 of Keras's after archive."""
+    close_variables(
+        "weights", ctx.after.weights, ctx.output.weights, match_paths=True
+    )
+
+
+def check_finetune_optimizer(ctx):
+    """Same optimizer class, iterations_after, all variables within 1e-5."""
+    after_opt = ctx.after.optimizer
+    new_opt = getattr(ctx.output, "optimizer", None)
+    if not getattr(ctx.output, "compiled", False) or new_opt is None:
+        raise CheckFailure("output is not compiled (no optimizer)")
+    if type(new_opt) is not type(after_opt):
+        raise CheckFailure(
+            f"optimizer {type(new_opt).__name__} != {type(after_opt).__name__}"
+        )
+    iterations = int(new_opt.iterations)
+    if iterations != ctx.case["iterations_after"]:
+        raise CheckFailure(
+            f"optimizer iterations {iterations} != manifest "
+            f"{ctx.case['iterations_after']}"
+        )
+    close_variables(
+        "optimizer", after_opt.variables, new_opt.variables, match_paths=False
+    )
+
+
+def check_finetune_resume(ctx):
+    """One more Keras fit epoch from ours and from Keras's archive agree."""
+    x, y = ctx.data
+    fit = ctx.case["fit"]
+    kwargs = dict(
+        epochs=1,
+        batch_size=fit["batch_size"],
+        shuffle=False,
+        verbose=0,
+        validation_split=fit["validation_split"] or 0.0,
+    )
+    # Fresh copies: fitting changes the models.
+    keras_model = ctx.load_fresh("after")[0]
+    our_model = ctx.load_fresh("output")[0]
+    if not getattr(our_model, "compiled", False):
+        raise CheckFailure("output is not compiled: keras cannot resume")
+    keras_model.fit(x, y, **kwargs)
+    our_model.fit(x, y, **kwargs)
+    try:
+        close_variables(
+            "weights", keras_model.weights, our_model.weights, match_paths=True
+        )
+    except CheckFailure as e:
+        raise CheckFailure(f"after one more keras epoch: {e}")
+
+
+FINETUNE_CHECKS = [
+    check_finetune_loads_cleanly,
+    check_finetune_weights,
+    check_finetune_optimizer,
+    check_finetune_resume,
+]
+
+
+def format_flag_value(value):
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def finetune_command(kerasrs, case, fixtures_dir, dst):
+    fit = case["fit"]
+    cmd = [
+        kerasrs,
+        "finetune",
+        os.path.join(fixtures_dir, case["before"]),
+        "--data",
+        os.path.join(fixtures_dir, case["data"]),
+        "--epochs",
+        str(fit["epochs"]),
+        "--batch-size",
+        str(fit["batch_size"]),
+    ]
+    if fit.get("shuffle", False) is False:
+        cmd.append("--no-shuffle")
+    if fit.get("validation_split") is not None:
+        cmd += ["--validation-split", format_flag_value(fit["validation_split"])]
+    compile_args = case.get("compile") or {}
+    for key in ("optimizer", "loss", "learning_rate"):
+        if key in compile_args:
+            cmd += ["--" + key.replace("_", "-"), format_flag_value(compile_args[key])]
+    for key, value in (case.get("cli") or {}).items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            cmd.append(flag)
+        elif value not in (None, False):
+            cmd += [flag, format_flag_value(value)]
+    cmd += ["--output", dst, "--quiet"]
+    return cmd
+
+
+def has_finetune(kerasrs, timeout):
+    try:
+        proc = subprocess.run(
+            [kerasrs, "finetune", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def run_finetune(cmd, dst, timeout):
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise CheckFailure(f"finetune timed out after {timeout}s")
+    except OSError as e:
+        raise CheckFailure(f"cannot run {cmd[0]}: {e}")
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise CheckFailure(
+            f"finetune exited with {proc.returncode}: " + " / ".join(tail)
+        )
+    if not os.path.isfile(dst):
+        raise CheckFailure(f"finetune exited 0 but wrote no {dst}")
+
+
+def check_case(case, args, out_dir):
+    """Returns a list of failure reasons (empty when everything passed)."""
+    dst = os.path.join(out_dir, f"{case['name']}.keras")
+    if os.path.exists(dst):
+        os.remove(dst)
+    cmd = finetune_command(args.kerasrs, case, args.fixtures, dst)
+    try:
+        run_finetune(cmd, dst, args.timeout)
+    except CheckFailure as e:
+        return [str(e)]
+    ctx = FinetuneContext(case, args.fixtures, dst)
+    failures = []
+    for check in FINETUNE_CHECKS:
+        try:
+            check(ctx)
+        except CheckFailure as e:
+            failures.append(str(e))
+        except Exception as e:  # a crash in Keras counts as a failure
+            msg = str(e).strip().splitlines()
+            failures.append(
+                f"{check.__name__}: {type(e).__name__}: "
+                + (msg[0] if msg else "")
+            )
+    return list(dict.fromkeys(failures))
+
+
+# --------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------
 
@@ -372,7 +680,8 @@ def check_model(entry, args, out_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="Check that `kerasrs convert` output loads in Keras."
+        description="Check that `kerasrs convert` and `kerasrs finetune` "
+        "output loads in Keras and matches what Keras itself produces."
     )
     parser.add_argument("--kerasrs", required=True, help="kerasrs binary")
     parser.add_argument(
@@ -387,52 +696,118 @@ def main(argv=None):
         "--keep", default=None, help="write converted models here (kept)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=300, help="seconds per convert"
+        "--timeout",
+        type=float,
+        default=300,
+        help="seconds per convert / finetune",
+    )
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=["convert", "finetune"],
+        default=["convert", "finetune"],
+        help="which sections to run (default: both)",
+    )
+    parser.add_argument(
+        "--require-finetune",
+        action="store_true",
+        help="fail (instead of skip) the training cases when kerasrs has no "
+        "finetune command",
     )
     args = parser.parse_args(argv)
     args.fixtures = os.path.abspath(args.fixtures)
     args.kerasrs = os.path.abspath(args.kerasrs) if os.sep in args.kerasrs else args.kerasrs
 
-    with open(os.path.join(args.fixtures, "manifest.json")) as f:
-        manifest = json.load(f)
-    if keras.__version__ != manifest["keras_version"]:
-        print(
-            f"error: keras {keras.__version__} but fixtures were made with "
-            f"{manifest['keras_version']}",
-            file=sys.stderr,
-        )
+    manifest = load_manifest(os.path.join(args.fixtures, "manifest.json"))
+    if manifest is None:
         return 2
-    if keras.backend.backend() != manifest["backend"]:
-        print(
-            f"error: backend {keras.backend.backend()} but fixtures were made "
-            f"with {manifest['backend']} (set KERAS_BACKEND)",
-            file=sys.stderr,
+    entries = manifest["models"] if "convert" in args.sections else []
+    cases = []
+    if "finetune" in args.sections:
+        training = load_manifest(
+            os.path.join(args.fixtures, "training", "manifest.json")
         )
-        return 2
-
-    entries = manifest["models"]
+        if training is None:
+            return 2
+        cases = training["cases"]
     if args.only:
-        unknown = set(args.only) - {e["name"] for e in entries}
+        known = {e["name"] for e in entries} | {c["name"] for c in cases}
+        unknown = set(args.only) - known
         if unknown:
-            print(f"error: unknown models {sorted(unknown)}", file=sys.stderr)
+            print(
+                f"error: unknown models or training cases {sorted(unknown)}",
+                file=sys.stderr,
+            )
             return 2
         entries = [e for e in entries if e["name"] in args.only]
+        cases = [c for c in cases if c["name"] in args.only]
 
-    passed = failed = 0
+    passed = failed = skipped = 0
+
+    def report(name, failures):
+        nonlocal passed, failed
+        if failures:
+            failed += 1
+            print(f"FAIL {name}: " + "; ".join(failures), flush=True)
+        else:
+            passed += 1
+            print(f"ok {name}", flush=True)
+
     with tempfile.TemporaryDirectory(prefix="keras_compat_") as tmp:
         out_dir = args.keep or tmp
         os.makedirs(out_dir, exist_ok=True)
         for entry in entries:
             failures = check_model(entry, args, out_dir)
             keras.backend.clear_session()
-            if failures:
-                failed += 1
-                print(f"FAIL {entry['name']}: " + "; ".join(failures), flush=True)
-            else:
-                passed += 1
-                print(f"ok {entry['name']}", flush=True)
-    print(f"{passed} passed, {failed} failed")
+            report(entry["name"], failures)
+
+        available = False
+        if cases:
+            finetune_dir = os.path.join(out_dir, "finetune")
+            os.makedirs(finetune_dir, exist_ok=True)
+            available = has_finetune(args.kerasrs, args.timeout)
+        for case in cases:
+            if not available:
+                reason = "kerasrs has no finetune command"
+                if args.require_finetune:
+                    report(case["name"], [reason])
+                else:
+                    skipped += 1
+                    print(f"skip {case['name']}: {reason}", flush=True)
+                continue
+            failures = check_case(case, args, finetune_dir)
+            keras.backend.clear_session()
+            report(case["name"], failures)
+    summary = f"{passed} passed, {failed} failed"
+    if skipped:
+        summary += f", {skipped} skipped"
+    print(summary)
     return 1 if failed else 0
+
+
+def load_manifest(path):
+    """The parsed manifest, or None (after printing why) on a setup error."""
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"error: cannot read {path}: {e}", file=sys.stderr)
+        return None
+    if keras.__version__ != manifest["keras_version"]:
+        print(
+            f"error: keras {keras.__version__} but {path} was made with "
+            f"{manifest['keras_version']}",
+            file=sys.stderr,
+        )
+        return None
+    if keras.backend.backend() != manifest["backend"]:
+        print(
+            f"error: backend {keras.backend.backend()} but {path} was made "
+            f"with {manifest['backend']} (set KERAS_BACKEND)",
+            file=sys.stderr,
+        )
+        return None
+    return manifest
 
 
 if __name__ == "__main__":

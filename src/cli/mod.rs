@@ -3,8 +3,13 @@
 //! `anyhow` and are printed once, by `main`.
 
 mod convert;
+mod data_args;
+mod evaluate;
+mod finetune;
 mod load;
 mod predict;
+mod prune;
+mod sparsity;
 
 use std::path::Path;
 
@@ -34,6 +39,11 @@ enum Command {
     Load(load::Args),
     Predict(predict::Args),
     Convert(convert::Args),
+    #[command(visible_alias = "fit")]
+    Finetune(finetune::Args),
+    Evaluate(evaluate::Args),
+    Prune(prune::Args),
+    Sparsity(sparsity::Args),
 }
 
 /// Run a parsed command line.
@@ -42,6 +52,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Load(a) => load::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Finetune(a) => finetune::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
+        Command::Prune(a) => prune::run(a),
+        Command::Sparsity(a) => sparsity::run(a),
     }
 }
 

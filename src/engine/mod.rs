@@ -1,4 +1,11 @@
 //! Computation: forward pass (and, with training, backward pass, losses and
 //! optimizers).
 
+pub mod backward;
 pub mod forward;
+pub mod loss;
+pub mod metrics;
+pub mod optimizer;
+pub mod schedule;
+pub mod session;
+pub mod train;

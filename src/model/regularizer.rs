@@ -212,8 +212,10 @@ impl Regularizer {
     }
 
     /// Add `scale` times the penalty's gradient with respect to `x` to
-    /// `grad`. The subgradient of |w| at 0 is 0 (`sign(0) = 0`, as `jax.grad`
-    /// gives).
+    /// `grad`. The derivative of |w| at 0 is taken as +1, which is what
+    /// `jax.grad` of Keras's `ops.sum(ops.absolute(x))` gives on the JAX
+    /// backend (checked: `jax.grad(jnp.abs)(0.0) == 1.0`); the TensorFlow
+    /// backend would give 0.
     pub fn add_gradient(
         self,
         x: ArrayViewD<'_, f32>,
@@ -257,7 +259,8 @@ impl Regularizer {
         let l1 = self.l1() as f32 * scale;
         let l2 = self.l2() as f32 * scale;
         for (g, &w) in grad.iter_mut().zip(x.iter()) {
-            *g += l1 * sign(w) + 2.0 * l2 * w;
+            let d_abs = if w >= 0.0 { 1.0 } else { -1.0 };
+            *g += l1 * d_abs + 2.0 * l2 * w;
         }
         Ok(())
     }

@@ -1,0 +1,58 @@
+//! `kerasrs evaluate`: loss and metrics of a model on data.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::data_args::DataArgs;
+use crate::Model;
+use crate::engine::session::{CompileOverrides, prepare};
+use crate::engine::train::Dataset;
+
+/// Compute the loss (including regularization penalties, as Keras's
+/// `model.evaluate` reports it) and the compiled metrics on a data set.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+      kerasrs evaluate fixtures/models/digits.keras --data fixtures/digits.npz\n  \
+      kerasrs evaluate model.keras --x x.npy --y y.npy --json\n  \
+      kerasrs evaluate uncompiled.keras --data d.npz --loss mse")]
+pub struct Args {
+    /// The `.keras` model file.
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Rows per batch (as Keras's `evaluate`, default 32).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
+    /// Loss to use when the model was saved without one (or to override it).
+    #[arg(long, value_name = "NAME")]
+    loss: Option<String>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let model = Model::open(&args.model)?;
+    let overrides = CompileOverrides {
+        loss: args.loss.clone(),
+        ..CompileOverrides::default()
+    };
+    let mut prepared = prepare(&model, &overrides, false)?;
+    let (x, y) = args.data.load()?;
+    let data = Dataset::new(&model, &prepared.trainer.loss, x, y)?;
+    let logs = prepared
+        .trainer
+        .evaluate(&model, &data, args.batch_size as usize)?;
+    if args.json {
+        let map: serde_json::Map<String, serde_json::Value> = logs
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&map)?);
+    } else {
+        let parts: Vec<String> = logs.iter().map(|(k, v)| format!("{k}: {v:.6}")).collect();
+        println!("{} rows - {}", data.len(), parts.join(" - "));
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `kerasrs prune`: zero small Dense weights and write a new model.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::Model;
+use crate::prune::{PruneCriterion, PruneSpec, prune, zero_optimizer_slots};
+
+/// Magnitude pruning: zero Dense kernel weights (and biases with
+/// `--include-bias`) by threshold or to a sparsity, and write the pruned model.
+/// Every weight not pruned keeps its exact value.
+///
+/// `--threshold T` prunes every weight with |w| < T. `--sparsity S` prunes the
+/// round(S·n) smallest-magnitude weights of each selected variable of n weights
+/// (halves round to even; equal magnitudes: lower position first, C order);
+/// with `--global`, n counts all selected variables together and ties go by
+/// layer order, then kernel before bias, then position.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+      kerasrs prune model.keras --threshold 0.01 --output pruned.keras\n  \
+      kerasrs prune model.keras --sparsity 0.5 --output pruned.keras\n  \
+      kerasrs prune model.keras --sparsity 0.8 --global --include-bias --output pruned.keras\n  \
+      kerasrs prune model.keras --threshold 1e-3 --layers dense,dense_1 --output pruned.keras --json")]
+pub struct Args {
+    /// The `.keras` model file.
+    model: PathBuf,
+    /// Prune every weight with |w| < T (T >= 0).
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    threshold: Option<f64>,
+    /// Prune this fraction (0 to 1) of each variable's weights, smallest
+    /// magnitudes first.
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    sparsity: Option<f64>,
+    /// With `--sparsity`: rank all selected weights together (one threshold
+    /// for the whole model) instead of per variable.
+    #[arg(long)]
+    global: bool,
+    /// Only prune these Dense layers (comma-separated names).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    layers: Option<Vec<String>>,
+    /// Prune biases too (by default only kernels).
+    #[arg(long)]
+    include_bias: bool,
+    /// Where to write the pruned model.
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Print the per-variable report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    fn spec(&self) -> Result<PruneSpec> {
+        let criterion = match (self.threshold, self.sparsity) {
+            (Some(_), Some(_)) => {
+                bail!("`--threshold` and `--sparsity` exclude each other: give one of them")
+            }
+            (None, None) => bail!("give `--threshold T` or `--sparsity S`"),
+            (Some(_), None) if self.global => {
+                bail!("`--global` only applies to `--sparsity`")
+            }
+            (Some(threshold), None) => PruneCriterion::Threshold { threshold },
+            (None, Some(sparsity)) => PruneCriterion::Sparsity {
+                sparsity,
+                global: self.global,
+            },
+        };
+        let spec = PruneSpec {
+            criterion,
+            layers: self.layers.clone(),
+            include_bias: self.include_bias,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let spec = args.spec()?;
+    super::check_output_is_not_input(&args.model, &args.output)?;
+    let mut model = Model::open(&args.model)?;
+    let report = prune(&mut model, &spec)
+        .with_context(|| format!("cannot prune `{}`", args.model.display()))?;
+    zero_optimizer_slots(&mut model, &report.masks)
+        .with_context(|| format!("cannot prune `{}`", args.model.display()))?;
+    model.save(&args.output)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    eprintln!(
+        "wrote `{}` ({} of {} selected weights are zero)",
+        args.output.display(),
+        report.total_zeros_after(),
+        report.total_weights()
+    );
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! One training step's forward pass (training mode) and backward pass over
+//! a chain model: the minimized loss and its gradient for every trainable
+//! variable.
+//!
+//! Spec: `keras/src/backend/jax/trainer.py` (`compute_loss_and_updates`,
+//! `train_step`: `jax.value_and_grad` of the total loss),
+//! `keras/src/trainers/trainer.py` (`compute_loss`: compiled loss plus every
+//! entry of `model.losses`, summed), `keras/src/layers/layer.py` (`losses`:
+//! activity penalties from the call, then one penalty per *trainable* weight
+//! that has a regularizer; `__call__`: the activity penalty is
+//! `regularizer(output) / batch_size`).
+
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rand::Rng;
+
+use super::forward::{dense_affine, reshape_rows};
+use super::loss::Loss;
+use crate::error::Result;
+use crate::model::{LayerKind, Model};
+
+/// Which weight of a layer a trainable variable is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarKind {
+    /// A Dense kernel `[in, units]`.
+    Kernel,
+    /// A Dense bias `[units]`.
+    Bias,
+}
+
+/// A trainable variable: a layer (index into `model.layers`) and a weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VarRef {
+    /// Index of the layer in `model.layers`.
+    pub layer: usize,
+    /// Which weight.
+    pub kind: VarKind,
+}
+
+/// The model's trainable variables in Keras's `model.trainable_variables`
+/// order: layers in order, each layer's kernel then bias.
+pub fn trainable_variables(model: &Model) -> Vec<VarRef> {
+    let mut vars = Vec::new();
+    for (i, layer) in model.layers.iter().enumerate() {
+        if let (true, Some(d)) = (layer.trainable, layer.dense()) {
+            vars.push(VarRef {
+                layer: i,
+                kind: VarKind::Kernel,
+            });
+            if d.bias.is_some() {
+                vars.push(VarRef {
+                    layer: i,
+                    kind: VarKind::Bias,
+                });
+            }
+        }
+    }
+    vars
+}
+
+/// The shape of a trainable variable.
+pub fn var_shape(model: &Model, v: VarRef) -> Vec<usize> {
+    let d = model.layers[v.layer]
+        .dense()
+        .expect("trainable variables belong to Dense layers");
+    match v.kind {
+        VarKind::Kernel => d.kernel.shape().to_vec(),
+        VarKind::Bias => vec![d.units],
+    }
+}
+
+/// The values of a trainable variable, mutably (C order).
+pub fn var_values_mut(model: &mut Model, v: VarRef) -> &mut [f32] {
+    let d = model.layers[v.layer]
+        .dense_mut()
+        .expect("trainable variables belong to Dense layers");
+    match v.kind {
+        VarKind::Kernel => d.kernel.as_slice_mut(),
+        VarKind::Bias => d.bias.as_mut().and_then(|b| b.as_slice_mut()),
+    }
+    .expect("weights are stored in standard layout")
+}
+
+/// How weight regularizers enter the gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PenaltyGradient {
+    /// As Keras: the (sub)gradient of every penalty is added to the gradient.
+    #[default]
+    Keras,
+    /// L1 terms are left out of the gradient (a proximal step applies them
+    /// after the update); L2 terms stay.
+    ProximalL1,
+}
+
+/// Per-layer values kept for the backward pass.
+enum Cache {
+    None,
+    Dense {
+        x: Array2<f32>,
+        z: Array2<f32>,
+        y: Array2<f32>,
+    },
+    Activation {
+        x: Array2<f32>,
+        y: Array2<f32>,
+    },
+    Dropout {
+        mask: Array2<f32>,
+    },
+    Flatten {
+        rows: usize,
+        cols: usize,
+    },
+}
+
+/// The result of one step's forward and backward pass.
+pub struct StepResult {
+    /// Model output on the batch (training mode), `[n·lead, out]`.
+    pub y_pred: Array2<f32>,
+    /// The loss Keras minimizes and reports: compiled loss + penalties.
+    pub loss: f32,
+    /// Gradients aligned with the trainable variables.
+    pub grads: Vec<Vec<f32>>,
+}
+
+/// Forward pass in training mode, keeping what the backward pass needs.
+/// Dropout draws its masks from `rng`.
+fn forward_train<R: Rng>(
+    model: &Model,
+    n: usize,
+    x: Array2<f32>,
+    rng: &mut R,
+) -> (Array2<f32>, Vec<Cache>, f32) {
+    let mut h = x;
+    let mut caches = Vec::with_capacity(model.layers.len());
+    let mut activity = 0.0f32;
+    for layer in &model.layers {
+        let (out, cache) = match &layer.kind {
+            LayerKind::Input => (h, Cache::None),
+            LayerKind::Dense(d) => {
+                let z = dense_affine(d, h.view());
+                let y = d.activation.forward(z.clone());
+                if let Some(r) = d.activity_regularizer {
+                    // `ops.divide_no_nan(regularizer(output), batch_size)`.
+                    let p = r.penalty(y.view().into_dyn()).unwrap_or(0.0);
+                    activity += if n == 0 { 0.0 } else { p / n as f32 };
+                }
+                (y.clone(), Cache::Dense { x: h, z, y })
+            }
+            LayerKind::Activation(a) => {
+                let y = a.forward(h.clone());
+                (y.clone(), Cache::Activation { x: h, y })
+            }
+            LayerKind::Dropout { rate } => {
+                // `backend.random.dropout`: keep with probability 1 - rate,
+                // scale kept values by 1 / (1 - rate).
+                let keep = 1.0 - *rate as f32;
+                let scale = 1.0 / keep;
+                let mask = Array2::from_shape_fn(h.raw_dim(), |_| {
+                    if rng.random::<f32>() < keep {
+                        scale
+                    } else {
+                        0.0
+                    }
+                });
+                (&h * &mask, Cache::Dropout { mask })
+            }
+            LayerKind::Flatten => {
+                let (rows, cols) = h.dim();
+                let width = h.len() / n.max(1);
+                (reshape_rows(h, n, width), Cache::Flatten { rows, cols })
+            }
+        };
+        h = out;
+        caches.push(cache);
+    }
+    (h, caches, activity)
+}
+
+/// One batch: `n` samples, inputs as `[n · lead, last]`, targets `[n, k]`.
+pub struct Batch<'a> {
+    /// Number of samples.
+    pub n: usize,
+    /// Inputs.
+    pub x: Array2<f32>,
+    /// Targets.
+    pub y_true: ArrayView2<'a, f32>,
+}
+
+/// Kernel and optional bias gradients of one layer.
+type LayerGrads = Option<(Array2<f32>, Option<Array1<f32>>)>;
+
+/// One training step on a batch: forward (training mode), total loss, and
+/// the gradient of the total loss for each variable in `vars`.
+pub fn train_step<R: Rng>(
+    model: &Model,
+    vars: &[VarRef],
+    loss_fn: &Loss,
+    batch: Batch<'_>,
+    penalty_gradient: PenaltyGradient,
+    rng: &mut R,
+) -> Result<StepResult> {
+    let Batch { n, x, y_true } = batch;
+    let (y_pred, caches, activity) = forward_train(model, n, x, rng);
+    let (compiled, dy) = loss_fn.loss_and_grad(y_pred.view(), y_true);
+
+    // Weight penalties of trainable variables (layer.py `losses`).
+    let mut weight_penalty = 0.0f32;
+    for v in vars {
+        let d = model.layers[v.layer].dense().expect("dense");
+        let (reg, values) = match v.kind {
+            VarKind::Kernel => (d.kernel_regularizer, d.kernel.view().into_dyn()),
+            VarKind::Bias => (
+                d.bias_regularizer,
+                d.bias.as_ref().expect("bias").view().into_dyn(),
+            ),
+        };
+        if let Some(r) = reg {
+            weight_penalty += r.penalty(values)?;
+        }
+    }
+    let loss = compiled + activity + weight_penalty;
+
+    // Backward.
+    let first_trainable = vars.iter().map(|v| v.layer).min();
+    let mut grads_by_layer: Vec<LayerGrads> = vec![None; model.layers.len()];
+    let mut g = dy;
+    for (i, (layer, cache)) in model.layers.iter().zip(&caches).enumerate().rev() {
+        let Some(first) = first_trainable else { break };
+        if i < first {
+            break;
+        }
+        let need_dx = i > first;
+        g = match (&layer.kind, cache) {
+            (LayerKind::Dense(d), Cache::Dense { x, z, y }) => {
+                if let Some(r) = d.activity_regularizer {
+                    let scale = if n == 0 { 0.0 } else { 1.0 / n as f32 };
+                    let mut gd = g.into_dyn();
+                    r.add_gradient(y.view().into_dyn(), gd.view_mut(), scale)?;
+                    g = gd
+                        .into_dimensionality()
+                        .expect("activity gradient keeps rank 2");
+                }
+                let dz = d.activation.backward(z.view(), y.view(), g.view());
+                if layer.trainable {
+                    let dw = x.t().dot(&dz);
+                    let db = d.bias.as_ref().map(|_| dz.sum_axis(Axis(0)));
+                    grads_by_layer[i] = Some((dw, db));
+                }
+                if need_dx { dz.dot(&d.kernel.t()) } else { dz }
+            }
+            (LayerKind::Activation(a), Cache::Activation { x, y }) => {
+                if need_dx {
+                    a.backward(x.view(), y.view(), g.view())
+                } else {
+                    g
+                }
+            }
+            (LayerKind::Dropout { .. }, Cache::Dropout { mask }) => g * mask,
+            (LayerKind::Flatten, Cache::Flatten { rows, cols }) => reshape_rows(g, *rows, *cols),
+            _ => g,
+        };
+    }
+
+    let mut grads = Vec::with_capacity(vars.len());
+    for v in vars {
+        let d = model.layers[v.layer].dense().expect("dense");
+        let (dw, db) = grads_by_layer[v.layer]
+            .as_ref()
+            .expect("every trainable layer got a gradient");
+        let (mut grad, reg, values) = match v.kind {
+            VarKind::Kernel => (
+                dw.clone().into_dyn(),
+                d.kernel_regularizer,
+                d.kernel.view().into_dyn(),
+            ),
+            VarKind::Bias => (
+                db.clone().expect("bias gradient").into_dyn(),
+                d.bias_regularizer,
+                d.bias.as_ref().expect("bias").view().into_dyn(),
+            ),
+        };
+        if let Some(r) = reg {
+            let r = match penalty_gradient {
+                PenaltyGradient::Keras => Some(r),
+                PenaltyGradient::ProximalL1 => r.without_l1(),
+            };
+            if let Some(r) = r {
+                r.add_gradient(values, grad.view_mut(), 1.0)?;
+            }
+        }
+        grads.push(grad.into_raw_vec_and_offset().0);
+    }
+    Ok(StepResult {
+        y_pred,
+        loss,
+        grads,
+    })
+}

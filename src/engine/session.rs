@@ -1,0 +1,158 @@
+//! From a model's compile configuration (or overrides) to a ready
+//! [`Trainer`], and from a trained model back to an archive Keras resumes
+//! from: optimizer state in Keras's order and a matching `compile_config`.
+//!
+//! Spec: `keras/src/saving/saving_lib.py` (a compiled model is recompiled
+//! from `compile_config` on load, then `optimizer/vars` are loaded into the
+//! optimizer's variables), `keras/src/trainers/trainer.py`
+//! (`get_compile_config`).
+
+use serde_json::{Value, json};
+
+use super::loss::Loss;
+use super::metrics::metrics_from_compile_config;
+use super::optimizer::Optimizer;
+use super::train::Trainer;
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// Command-line overrides of the compile configuration.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOverrides {
+    /// Optimizer identifier (`adam`, `sgd`, ...), replacing the compiled one.
+    pub optimizer: Option<String>,
+    /// Constant learning rate.
+    pub learning_rate: Option<f32>,
+    /// Loss identifier, replacing the compiled one.
+    pub loss: Option<String>,
+}
+
+/// A trainer ready for `fit`, and what was decided on the way.
+pub struct Prepared {
+    /// Loss, metrics and optimizer (with restored state when possible).
+    pub trainer: Trainer,
+    /// Human-readable notes (state restored or not, and why).
+    pub notes: Vec<String>,
+}
+
+fn compile_config(model: &Model) -> Option<&Value> {
+    model
+        .source()
+        .config
+        .get("compile_config")
+        .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+}
+
+/// Build the trainer for `model`: loss, metrics and optimizer from the
+/// compile configuration unless overridden; the optimizer state from the
+/// archive when it fits the model's trainable variables. For evaluation
+/// only (`for_training` false) a model without a compiled optimizer is fine.
+pub fn prepare(model: &Model, o: &CompileOverrides, for_training: bool) -> Result<Prepared> {
+    let cc = compile_config(model);
+    let loss = match (
+        &o.loss,
+        cc.and_then(|c| c.get("loss")).filter(|v| !v.is_null()),
+    ) {
+        (Some(name), _) => Loss::from_config(&Value::String(name.clone()))?,
+        (None, Some(v)) => Loss::from_config(v).map_err(|e| e.at("compile_config.loss"))?,
+        (None, None) => {
+            return Err(Error::missing(
+                "a loss: the model has no compiled loss; pass `--loss NAME` (e.g. `--loss mse`)",
+            ));
+        }
+    };
+    let mut optimizer = match (
+        &o.optimizer,
+        cc.and_then(|c| c.get("optimizer")).filter(|v| !v.is_null()),
+    ) {
+        (Some(name), _) => Optimizer::by_name(name)?,
+        (None, Some(v)) => {
+            Optimizer::from_config(v).map_err(|e| e.at("compile_config.optimizer"))?
+        }
+        (None, None) if !for_training => Optimizer::by_name("sgd")?,
+        (None, None) => {
+            return Err(Error::missing(
+                "an optimizer: the model has no compiled optimizer; pass `--optimizer NAME` (e.g. `--optimizer adam`)",
+            ));
+        }
+    };
+    let width = model.output_shape().last().copied().unwrap_or(1);
+    let metrics = metrics_from_compile_config(cc.unwrap_or(&Value::Null), &loss, width)?;
+    let mut notes = Vec::new();
+    let shapes: Vec<Vec<usize>> = super::backward::trainable_variables(model)
+        .into_iter()
+        .map(|v| super::backward::var_shape(model, v))
+        .collect();
+    optimizer.build(&shapes);
+    match (model.optimizer_state(), o.optimizer.is_some()) {
+        (Some(_), true) => {
+            notes.push("starting a new optimizer state (optimizer overridden)".into())
+        }
+        (Some(state), false) => match optimizer.load_state(&state.variables) {
+            Ok(()) => notes.push(format!(
+                "resuming the stored optimizer state at iteration {}",
+                optimizer.iterations()
+            )),
+            Err(e) => {
+                optimizer.build(&shapes);
+                notes.push(format!(
+                    "stored optimizer state not used ({e}); starting afresh"
+                ));
+            }
+        },
+        (None, _) => {}
+    }
+    if let Some(lr) = o.learning_rate {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::mismatch("a positive learning rate", lr));
+        }
+        optimizer.set_learning_rate(lr);
+    }
+    Ok(Prepared {
+        trainer: Trainer {
+            loss,
+            metrics,
+            optimizer,
+        },
+        notes,
+    })
+}
+
+/// Record the trained state in the model's archive: the optimizer
+/// variables, and the compile configuration when it was overridden or
+/// absent, so that Keras recompiles the same optimizer and loads the state.
+pub fn store(model: &mut Model, trainer: &Trainer, o: &CompileOverrides) -> Result<()> {
+    let opt_config = trainer.optimizer.to_config();
+    let name = opt_config
+        .get("config")
+        .and_then(|c| c.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or(trainer.optimizer.name())
+        .to_string();
+    model.set_optimizer_state(&name, trainer.optimizer.state())?;
+    let existing = compile_config(model).cloned();
+    let changed = existing.is_none()
+        || o.optimizer.is_some()
+        || o.learning_rate.is_some()
+        || o.loss.is_some();
+    if changed {
+        let mut cc = existing.unwrap_or_else(|| {
+            json!({
+                "optimizer": null, "loss": null, "loss_weights": null, "metrics": null,
+                "weighted_metrics": null, "run_eagerly": false, "steps_per_execution": 1,
+                "jit_compile": true
+            })
+        });
+        if cc.get("optimizer").is_none_or(Value::is_null)
+            || o.optimizer.is_some()
+            || o.learning_rate.is_some()
+        {
+            cc["optimizer"] = opt_config;
+        }
+        if let Some(loss) = &o.loss {
+            cc["loss"] = Value::String(loss.clone());
+        }
+        model.set_compile_config(cc);
+    }
+    Ok(())
+}

@@ -1,0 +1,410 @@
+//! The training loop (`fit`) and evaluation, with Keras's semantics.
+//!
+//! Spec: `keras/src/backend/jax/trainer.py` (`fit`, `train_step`,
+//! `test_step`, `_update_metrics_variables`: the reported `loss` is a
+//! `Mean` of each batch's total loss weighted by the batch size),
+//! `keras/src/trainers/data_adapters/array_slicing.py`
+//! (`train_validation_split`: the last `floor(n · (1 − split))`.. rows are
+//! validation data), `keras/src/optimizers/base_optimizer.py` (`apply`:
+//! constraints after the update).
+
+use ndarray::{Array2, ArrayD, ArrayView2, Axis};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use super::backward::{
+    Batch, PenaltyGradient, VarKind, VarRef, train_step, trainable_variables, var_shape,
+};
+use super::loss::Loss;
+use super::metrics::Metric;
+use super::optimizer::Optimizer;
+use crate::error::{Error, Result};
+use crate::model::{LayerKind, Model};
+
+/// Inputs and targets, aligned by row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Inputs `[n, input_shape...]`.
+    pub x: ArrayD<f32>,
+    /// Targets `[n, k]` (sparse labels as `[n, 1]`).
+    pub y: Array2<f32>,
+}
+
+impl Dataset {
+    /// Pair inputs with targets, checking them against the model and loss:
+    /// a 1-D target vector becomes a column.
+    pub fn new(model: &Model, loss: &Loss, x: ArrayD<f32>, y: ArrayD<f32>) -> Result<Self> {
+        model.check_input_shape(x.shape())?;
+        let n = x.shape()[0];
+        let y = match y.ndim() {
+            1 => y.insert_axis(Axis(1)),
+            2 => y,
+            _ => {
+                return Err(Error::mismatch(
+                    "targets of shape (N,) or (N, k)",
+                    format!("shape {:?}", y.shape()),
+                ));
+            }
+        };
+        let y: Array2<f32> = y
+            .into_dimensionality()
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        if y.nrows() != n {
+            return Err(Error::mismatch(
+                format!("{n} target rows (one per input row)"),
+                y.nrows(),
+            ));
+        }
+        if model.output_shape().len() != 1 {
+            return Err(Error::unsupported(
+                "training output shape",
+                format!("{:?}", model.output_shape()),
+                &["one output axis (N, k)"],
+            ));
+        }
+        let width = model.output_shape()[0];
+        loss.check_targets(y.view(), width)?;
+        let bad = |what: &str, i: Option<usize>| match i {
+            Some(i) => Err(Error::invalid(format!(
+                "{what} value {i} (in C order) is not finite"
+            ))),
+            None => Ok(()),
+        };
+        bad("input", x.iter().position(|v| !v.is_finite()))?;
+        bad("target", y.iter().position(|v| !v.is_finite()))?;
+        Ok(Dataset { x, y })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.y.nrows()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Split off the last part as validation data, as Keras's
+    /// `validation_split` does (before any shuffling).
+    pub fn split_validation(self, fraction: f64) -> Result<(Dataset, Dataset)> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::mismatch("a validation split in (0, 1)", fraction));
+        }
+        let n = self.len();
+        let split_at = (n as f64 * (1.0 - fraction)).floor() as usize;
+        if split_at == 0 || split_at == n {
+            return Err(Error::invalid(format!(
+                "validation split {fraction} of {n} rows leaves one side empty"
+            )));
+        }
+        let x_train = self.x.slice_axis(Axis(0), (..split_at).into()).to_owned();
+        let x_val = self.x.slice_axis(Axis(0), (split_at..).into()).to_owned();
+        let y_train = self.y.slice_axis(Axis(0), (..split_at).into()).to_owned();
+        let y_val = self.y.slice_axis(Axis(0), (split_at..).into()).to_owned();
+        Ok((
+            Dataset {
+                x: x_train,
+                y: y_train,
+            },
+            Dataset { x: x_val, y: y_val },
+        ))
+    }
+
+    /// Rows `idx` as a 2-D input batch `[rows · lead, last]` and targets.
+    fn batch(&self, idx: &[usize]) -> (Array2<f32>, Array2<f32>) {
+        let per_sample: usize = self.x.shape()[1..].iter().product();
+        let last = *self.x.shape().last().unwrap_or(&1);
+        let flat = self
+            .x
+            .as_slice()
+            .expect("inputs are kept in standard layout");
+        let mut xb = Vec::with_capacity(idx.len() * per_sample);
+        for &i in idx {
+            xb.extend_from_slice(&flat[i * per_sample..(i + 1) * per_sample]);
+        }
+        let rows = xb.len() / last.max(1);
+        let xb = Array2::from_shape_vec((rows, last), xb).expect("batch shape");
+        let yb = self.y.select(Axis(0), idx);
+        (xb, yb)
+    }
+}
+
+/// Settings of a `fit`.
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    /// Epochs to run.
+    pub epochs: usize,
+    /// Rows per batch (the last batch may be smaller).
+    pub batch_size: usize,
+    /// Shuffle the training rows each epoch (seeded).
+    pub shuffle: bool,
+    /// Seed for shuffling and dropout masks.
+    pub seed: u64,
+    /// How L1 penalties enter the update.
+    pub penalty_gradient: PenaltyGradient,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            seed: 0,
+            penalty_gradient: PenaltyGradient::Keras,
+        }
+    }
+}
+
+/// Named values logged for one epoch (`loss`, metrics, `val_*`), in order.
+pub type Logs = Vec<(String, f32)>;
+
+/// Observer of training progress (a progress bar, a quiet no-op, ...).
+pub trait Progress {
+    /// An epoch starts with `steps` batches.
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize) {}
+    /// A batch finished; `logs` holds the running epoch values.
+    fn step(&mut self, _step: usize, _logs: &Logs) {}
+    /// An epoch finished with its final logs.
+    fn epoch_end(&mut self, _epoch: usize, _logs: &Logs) {}
+}
+
+/// A [`Progress`] that reports nothing.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// Keras's `Mean` metric as the loss tracker uses it (float32 total and count).
+#[derive(Debug, Default, Clone, Copy)]
+struct MeanTracker {
+    total: f32,
+    count: f32,
+}
+
+impl MeanTracker {
+    fn update(&mut self, value: f32, weight: f32) {
+        self.total += value * weight;
+        self.count += weight;
+    }
+    fn result(&self) -> f32 {
+        if self.count == 0.0 {
+            0.0
+        } else {
+            self.total / self.count
+        }
+    }
+}
+
+/// What training needs besides the model: loss, metrics, optimizer.
+pub struct Trainer {
+    /// The loss minimized (plus the model's penalties).
+    pub loss: Loss,
+    /// Metrics reported per epoch.
+    pub metrics: Vec<Metric>,
+    /// The optimizer, with its state.
+    pub optimizer: Optimizer,
+}
+
+fn logs_of(loss: f32, metrics: &[Metric]) -> Logs {
+    let mut logs = vec![("loss".to_string(), loss)];
+    logs.extend(metrics.iter().map(|m| (m.name.clone(), m.result())));
+    logs
+}
+
+/// The sum of weight penalties over trainable variables.
+fn weight_penalties(model: &Model, vars: &[VarRef]) -> Result<f32> {
+    let mut total = 0.0f32;
+    for v in vars {
+        let d = model.layers[v.layer].dense().expect("dense");
+        let (reg, values) = match v.kind {
+            VarKind::Kernel => (d.kernel_regularizer, d.kernel.view().into_dyn()),
+            VarKind::Bias => (
+                d.bias_regularizer,
+                d.bias.as_ref().expect("bias").view().into_dyn(),
+            ),
+        };
+        if let Some(r) = reg {
+            total += r.penalty(values)?;
+        }
+    }
+    Ok(total)
+}
+
+/// Inference forward pass that also sums activity penalties (Keras adds
+/// them on every call, also in `evaluate`).
+fn forward_with_activity(model: &Model, n: usize, x: Array2<f32>) -> Result<(Array2<f32>, f32)> {
+    let mut h = x;
+    let mut activity = 0.0f32;
+    for layer in &model.layers {
+        h = match &layer.kind {
+            LayerKind::Input | LayerKind::Dropout { .. } => h,
+            LayerKind::Dense(d) => {
+                let y = super::forward::dense_forward(d, h.view());
+                if let Some(r) = d.activity_regularizer {
+                    let p = r.penalty(y.view().into_dyn())?;
+                    activity += if n == 0 { 0.0 } else { p / n as f32 };
+                }
+                y
+            }
+            LayerKind::Activation(a) => a.forward(h),
+            LayerKind::Flatten => {
+                let width = h.len() / n.max(1);
+                super::forward::reshape_rows(h, n, width)
+            }
+        };
+    }
+    Ok((h, activity))
+}
+
+/// Collect mutable slices of the trainable variables, in `vars` order.
+fn param_slices<'m>(model: &'m mut Model, vars: &[VarRef]) -> Vec<&'m mut [f32]> {
+    let mut out = Vec::with_capacity(vars.len());
+    for (i, layer) in model.layers.iter_mut().enumerate() {
+        if !vars.iter().any(|v| v.layer == i) {
+            continue;
+        }
+        if let LayerKind::Dense(d) = &mut layer.kind {
+            out.push(d.kernel.as_slice_mut().expect("standard layout"));
+            if let Some(b) = d.bias.as_mut() {
+                out.push(b.as_slice_mut().expect("standard layout"));
+            }
+        }
+    }
+    out
+}
+
+fn apply_constraints(model: &mut Model, vars: &[VarRef]) -> Result<()> {
+    for v in vars {
+        let d = model.layers[v.layer].dense_mut().expect("dense");
+        match v.kind {
+            VarKind::Kernel => {
+                if let Some(c) = d.kernel_constraint {
+                    c.apply(d.kernel.view_mut().into_dyn())?;
+                }
+            }
+            VarKind::Bias => {
+                if let (Some(c), Some(b)) = (d.bias_constraint, d.bias.as_mut()) {
+                    c.apply(b.view_mut().into_dyn())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Trainer {
+    /// Prepare the optimizer for the model's trainable variables.
+    pub fn build(&mut self, model: &Model) {
+        let shapes: Vec<Vec<usize>> = trainable_variables(model)
+            .into_iter()
+            .map(|v| var_shape(model, v))
+            .collect();
+        self.optimizer.build(&shapes);
+    }
+
+    /// `model.evaluate`: the loss (with penalties) and metrics over `data`.
+    pub fn evaluate(&mut self, model: &Model, data: &Dataset, batch_size: usize) -> Result<Logs> {
+        let vars = trainable_variables(model);
+        let penalties = weight_penalties(model, &vars)?;
+        let mut tracker = MeanTracker::default();
+        for m in &mut self.metrics {
+            m.reset();
+        }
+        let idx: Vec<usize> = (0..data.len()).collect();
+        for chunk in idx.chunks(batch_size.max(1)) {
+            let (xb, yb) = data.batch(chunk);
+            let (y_pred, activity) = forward_with_activity(model, chunk.len(), xb)?;
+            let compiled = self.loss.loss_and_grad(y_pred.view(), yb.view()).0;
+            let loss = compiled + activity + penalties;
+            tracker.update(loss, chunk.len() as f32);
+            for m in &mut self.metrics {
+                m.update(y_pred.view(), yb.view());
+            }
+        }
+        Ok(logs_of(tracker.result(), &self.metrics))
+    }
+
+    /// `model.fit`: train `model` in place; returns the per-epoch logs.
+    /// A non-finite loss stops training with an error.
+    pub fn fit(
+        &mut self,
+        model: &mut Model,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        options: &FitOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<Logs>> {
+        let vars = trainable_variables(model);
+        if vars.is_empty() {
+            return Err(Error::training("the model has no trainable weights"));
+        }
+        let batch_size = options.batch_size.max(1);
+        let mut rng = StdRng::seed_from_u64(options.seed);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        let steps = train.len().div_ceil(batch_size);
+        let mut history = Vec::with_capacity(options.epochs);
+        for epoch in 0..options.epochs {
+            if options.shuffle {
+                order.shuffle(&mut rng);
+            }
+            for m in &mut self.metrics {
+                m.reset();
+            }
+            let mut tracker = MeanTracker::default();
+            progress.epoch_start(epoch, options.epochs, steps);
+            for (step, chunk) in order.chunks(batch_size).enumerate() {
+                let (xb, yb) = train.batch(chunk);
+                let batch = Batch {
+                    n: chunk.len(),
+                    x: xb,
+                    y_true: yb.view(),
+                };
+                let mut result = train_step(
+                    model,
+                    &vars,
+                    &self.loss,
+                    batch,
+                    options.penalty_gradient,
+                    &mut rng,
+                )?;
+                if !result.loss.is_finite() {
+                    return Err(Error::training(format!(
+                        "the loss became {} at epoch {}, step {} (iteration {}): \
+                         try a smaller learning rate",
+                        result.loss,
+                        epoch + 1,
+                        step + 1,
+                        self.optimizer.iterations() + 1
+                    )));
+                }
+                {
+                    let mut params = param_slices(model, &vars);
+                    self.optimizer.apply(&mut params, &mut result.grads);
+                }
+                apply_constraints(model, &vars)?;
+                tracker.update(result.loss, chunk.len() as f32);
+                update_metrics(&mut self.metrics, result.y_pred.view(), yb.view());
+                progress.step(step, &logs_of(tracker.result(), &self.metrics));
+            }
+            let mut logs = logs_of(tracker.result(), &self.metrics);
+            if let Some(val) = validation {
+                let val_logs = self.evaluate(model, val, batch_size)?;
+                logs.extend(val_logs.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
+            }
+            progress.epoch_end(epoch, &logs);
+            history.push(logs);
+        }
+        Ok(history)
+    }
+}
+
+fn update_metrics(
+    metrics: &mut [Metric],
+    y_pred: ArrayView2<'_, f32>,
+    y_true: ArrayView2<'_, f32>,
+) {
+    for m in metrics {
+        m.update(y_pred, y_true);
+    }
+}

@@ -1,0 +1,150 @@
+//! Per-layer magnitude histograms (`log10|w|` by decade) as an SVG image,
+//! drawn with `plotters` from a [`SparsityReport`]: one panel per Dense layer,
+//! kernel and bias side by side, heights in percent of the variable's weights.
+
+use plotters::prelude::*;
+
+use super::WeightKind;
+use super::sparsity::{SparsityReport, TensorSparsity};
+use crate::error::{Error, Result};
+
+/// Width of the image in pixels.
+const WIDTH: u32 = 900;
+/// Height of one layer's panel in pixels.
+const PANEL_HEIGHT: u32 = 300;
+
+/// The categories on the x axis: exact zeros, each decade bin, then
+/// non-finite weights when any variable has some.
+fn categories(report: &SparsityReport) -> Vec<String> {
+    let mut labels = vec!["zero".to_string()];
+    if let Some(t) = report.tensors.first() {
+        labels.extend(
+            t.histogram
+                .bins
+                .iter()
+                .map(|b| match (b.log10_min, b.log10_max) {
+                    (None, Some(hi)) => format!("<1e{hi}"),
+                    (Some(lo), None) => format!(">=1e{lo}"),
+                    (Some(lo), _) => format!("1e{lo}"),
+                    (None, None) => "all".to_string(),
+                }),
+        );
+    }
+    if report.tensors.iter().any(|t| t.histogram.non_finite > 0) {
+        labels.push("nan/inf".to_string());
+    }
+    labels
+}
+
+/// Percent of the variable's weights in each category of [`categories`].
+fn heights(t: &TensorSparsity, n_categories: usize) -> Vec<f64> {
+    let h = &t.histogram;
+    let mut counts = vec![h.zeros];
+    counts.extend(h.bins.iter().map(|b| b.count));
+    counts.resize(n_categories, 0);
+    if n_categories > h.bins.len() + 1 {
+        counts[n_categories - 1] = h.non_finite;
+    }
+    let n = t.weights.max(1) as f64;
+    counts.into_iter().map(|c| 100.0 * c as f64 / n).collect()
+}
+
+fn plot_error(e: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("cannot draw the histogram plot: {e}"))
+}
+
+/// Draw the report's histograms as an SVG document.
+pub fn histogram_svg(report: &SparsityReport) -> Result<String> {
+    let mut layers: Vec<(&str, Vec<&TensorSparsity>)> = Vec::new();
+    for t in &report.tensors {
+        match layers.last_mut() {
+            Some((name, ts)) if *name == t.layer => ts.push(t),
+            _ => layers.push((&t.layer, vec![t])),
+        }
+    }
+    let labels = categories(report);
+    let n = labels.len();
+    let panels = layers.len().max(1);
+    let height = PANEL_HEIGHT * u32::try_from(panels).map_err(plot_error)?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        if layers.is_empty() {
+            root.draw(&Text::new(
+                "no Dense layers",
+                (20, 20),
+                ("sans-serif", 16).into_font(),
+            ))
+            .map_err(plot_error)?;
+        }
+        let areas = root.split_evenly((panels, 1));
+        for ((layer, tensors), area) in layers.iter().zip(&areas) {
+            let series: Vec<(WeightKind, usize, Vec<f64>)> = tensors
+                .iter()
+                .map(|t| (t.weight, t.weights, heights(t, n)))
+                .collect();
+            let top = series
+                .iter()
+                .flat_map(|s| s.2.iter().copied())
+                .fold(0.0, f64::max)
+                .max(1.0)
+                * 1.1;
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!("{layer}: log10|w| by decade"),
+                    ("sans-serif", 16).into_font(),
+                )
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(55)
+                .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top)
+                .map_err(plot_error)?;
+            let label_of = |x: &f64| -> String {
+                let i = x.round();
+                if (x - i).abs() < 1e-9 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            };
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(n)
+                .x_label_formatter(&label_of)
+                .y_label_formatter(&|y| format!("{y:.0}%"))
+                .x_desc("|w| (decade lower bound)")
+                .y_desc("% of weights")
+                .draw()
+                .map_err(plot_error)?;
+            let width = 0.8 / series.len() as f64;
+            for (s, (kind, count, values)) in series.iter().enumerate() {
+                let color = match kind {
+                    WeightKind::Kernel => Palette99::pick(0).to_rgba(),
+                    WeightKind::Bias => Palette99::pick(1).to_rgba(),
+                };
+                let left = -0.4 + s as f64 * width;
+                chart
+                    .draw_series(values.iter().enumerate().map(|(i, &v)| {
+                        let x0 = i as f64 + left;
+                        Rectangle::new([(x0, 0.0), (x0 + width, v)], color.filled())
+                    }))
+                    .map_err(plot_error)?
+                    .label(format!("{kind} ({count} weights)"))
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(plot_error)?;
+        }
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}

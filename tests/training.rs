@@ -1,0 +1,234 @@
+//! Fine-tuning against real Keras: for every case in
+//! `fixtures/training/manifest.json` (made by `fixtures/generate_training.py`
+//! with Keras 3.15.1 on JAX), `kerasrs finetune --no-shuffle` from the
+//! `before` archive must end within 1e-5 of the weights and optimizer state
+//! Keras's `model.fit(..., shuffle=False)` saved in `after`, with the same
+//! iterations and the same per-epoch history.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{fixtures_dir, kerasrs};
+use kerasrs::KerasFile;
+use kerasrs::archive::{H5Group, H5Node, NumericType};
+use serde::Deserialize;
+
+/// Weights and optimizer state after training (max abs difference).
+const TRAINING_TOL: f32 = 1e-5;
+/// Per-epoch losses and metrics (relative difference).
+const HISTORY_TOL: f64 = 1e-5;
+
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    keras_version: String,
+    cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Fit {
+    epochs: usize,
+    batch_size: usize,
+    validation_split: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Case {
+    name: String,
+    before: String,
+    after: String,
+    data: String,
+    fit: Fit,
+    history: BTreeMap<String, Vec<f64>>,
+    iterations_after: i64,
+    #[serde(default)]
+    cli: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    compile: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+fn manifest() -> Manifest {
+    let path = fixtures_dir().join("training/manifest.json");
+    let text = std::fs::read_to_string(path).expect("fixtures/training/manifest.json");
+    serde_json::from_str(&text).expect("training manifest parses")
+}
+
+fn flag_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn finetune_args(case: &Case, out: &Path, history: &Path) -> Vec<String> {
+    let f = |rel: &str| fixtures_dir().join(rel).to_string_lossy().into_owned();
+    let mut args = vec![
+        "finetune".to_string(),
+        f(&case.before),
+        "--data".into(),
+        f(&case.data),
+        "--epochs".into(),
+        case.fit.epochs.to_string(),
+        "--batch-size".into(),
+        case.fit.batch_size.to_string(),
+        "--no-shuffle".into(),
+        "--quiet".into(),
+        "--output".into(),
+        out.to_string_lossy().into_owned(),
+        "--history".into(),
+        history.to_string_lossy().into_owned(),
+    ];
+    if let Some(split) = case.fit.validation_split {
+        args.extend(["--validation-split".into(), split.to_string()]);
+    }
+    if let Some(compile) = &case.compile {
+        for (key, flag) in [
+            ("optimizer", "--optimizer"),
+            ("loss", "--loss"),
+            ("learning_rate", "--learning-rate"),
+        ] {
+            if let Some(v) = compile.get(key) {
+                args.extend([flag.to_string(), flag_value(v)]);
+            }
+        }
+    }
+    for (key, v) in &case.cli {
+        args.extend([format!("--{}", key.replace('_', "-")), flag_value(v)]);
+    }
+    args
+}
+
+/// Every dataset of a tree with its path.
+fn datasets<'a>(
+    g: &'a H5Group,
+    prefix: &str,
+    out: &mut BTreeMap<String, &'a kerasrs::archive::H5Dataset>,
+) {
+    for (name, node) in &g.children {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        match node {
+            H5Node::Group(sub) => datasets(sub, &path, out),
+            H5Node::Dataset(d) => {
+                out.insert(path, d);
+            }
+        }
+    }
+}
+
+fn compare_weights(ours: &H5Group, keras: &H5Group) -> Result<(), String> {
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    datasets(ours, "", &mut a);
+    datasets(keras, "", &mut b);
+    let names_a: Vec<_> = a.keys().collect();
+    let names_b: Vec<_> = b.keys().collect();
+    if names_a != names_b {
+        return Err(format!(
+            "datasets differ: ours {names_a:?}, keras {names_b:?}"
+        ));
+    }
+    for (path, da) in &a {
+        let db = b[path];
+        if da.shape != db.shape {
+            return Err(format!("{path}: shape {:?} vs {:?}", da.shape, db.shape));
+        }
+        match (da.numeric_type(), db.numeric_type()) {
+            (Some(NumericType::F32), Some(NumericType::F32)) => {
+                let (va, vb) = (da.to_f32().unwrap(), db.to_f32().unwrap());
+                let d = common::max_abs_diff(&va, &vb);
+                if d.is_nan() || d > TRAINING_TOL {
+                    return Err(format!("{path}: max |Δ| = {d}"));
+                }
+            }
+            _ => {
+                if da.scalar_i64() != db.scalar_i64() || da.dtype_name() != db.dtype_name() {
+                    return Err(format!(
+                        "{path}: {} {:?} vs {} {:?}",
+                        da.dtype_name(),
+                        da.scalar_i64(),
+                        db.dtype_name(),
+                        db.scalar_i64()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn compare_history(case: &Case, csv: &str) -> Result<(), String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    for (key, expected) in &case.history {
+        let col = header
+            .iter()
+            .position(|h| h == key)
+            .ok_or_else(|| format!("history has no `{key}` (has {header:?})"))?;
+        for (epoch, want) in expected.iter().enumerate() {
+            let got = rows[epoch][col];
+            let rel = (got - want).abs() / want.abs().max(1e-3);
+            if rel > HISTORY_TOL {
+                return Err(format!("{key} epoch {}: {got} vs keras {want}", epoch + 1));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn finetune_matches_keras_fit() {
+    let m = manifest();
+    assert_eq!(m.keras_version, "3.15.1");
+    assert!(!m.cases.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for case in &m.cases {
+        let out = dir.path().join(format!("{}.keras", case.name));
+        let hist = dir.path().join(format!("{}.csv", case.name));
+        let args = finetune_args(case, &out, &hist);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, _, stderr) = kerasrs(&argv);
+        if !ok {
+            failures.push(format!("{}: finetune failed: {stderr}", case.name));
+            continue;
+        }
+        let ours = KerasFile::open(&out).unwrap();
+        let keras = KerasFile::open(fixtures_dir().join(&case.after)).unwrap();
+        let iterations = ours
+            .weights
+            .group("optimizer/vars")
+            .and_then(|v| v.dataset("0"))
+            .and_then(|d| d.scalar_i64());
+        if iterations != Some(case.iterations_after) {
+            failures.push(format!(
+                "{}: iterations {iterations:?} vs {}",
+                case.name, case.iterations_after
+            ));
+        }
+        if let Err(e) = compare_weights(&ours.weights, &keras.weights) {
+            failures.push(format!("{}: {e}", case.name));
+        }
+        if let Err(e) = compare_history(case, &std::fs::read_to_string(&hist).unwrap()) {
+            failures.push(format!("{}: {e}", case.name));
+        }
+    }
+    println!(
+        "{} training cases, {} failures",
+        m.cases.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from Keras:\n{}",
+        failures.len(),
+        m.cases.len(),
+        failures.join("\n")
+    );
+}
