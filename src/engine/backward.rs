@@ -13,7 +13,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::Rng;
 
-use super::forward::{dense_affine, reshape_rows};
+use super::forward::{dense_affine, par_dot, reshape_rows};
 use super::loss::Loss;
 use crate::error::Result;
 use crate::model::{LayerKind, Model};
@@ -242,11 +242,15 @@ pub fn train_step<R: Rng>(
                 }
                 let dz = d.activation.backward(z.view(), y.view(), g.view());
                 if layer.trainable {
-                    let dw = x.t().dot(&dz);
+                    let dw = par_dot(x.t(), dz.view());
                     let db = d.bias.as_ref().map(|_| dz.sum_axis(Axis(0)));
                     grads_by_layer[i] = Some((dw, db));
                 }
-                if need_dx { dz.dot(&d.kernel.t()) } else { dz }
+                if need_dx {
+                    par_dot(dz.view(), d.kernel.t())
+                } else {
+                    dz
+                }
             }
             (LayerKind::Activation(a), Cache::Activation { x, y }) => {
                 if need_dx {

@@ -178,8 +178,8 @@ impl Regularizer {
     /// skipped, as in `L1L2.__call__`. Sums accumulate in f64 and are rounded
     /// once, which is as close as f32 gets to XLA's tree reductions.
     pub fn penalty(self, x: ArrayViewD<'_, f32>) -> Result<f32> {
-        let abs_sum = || x.iter().map(|&v| f64::from(v.abs())).sum::<f64>() as f32;
-        let sq_sum = || x.iter().map(|&v| f64::from(v * v)).sum::<f64>() as f32;
+        let abs_sum = || sum_f64(&x, |v| f64::from(v.abs())) as f32;
+        let sq_sum = || sum_f64(&x, |v| f64::from(v * v)) as f32;
         Ok(match self {
             Regularizer::L1 { l1 } => (l1 as f32) * abs_sum(),
             Regularizer::L2 { l2 } => (l2 as f32) * sq_sum(),
@@ -258,11 +258,29 @@ impl Regularizer {
         }
         let l1 = self.l1() as f32 * scale;
         let l2 = self.l2() as f32 * scale;
-        for (g, &w) in grad.iter_mut().zip(x.iter()) {
+        let step = |g: &mut f32, w: f32| {
             let d_abs = if w >= 0.0 { 1.0 } else { -1.0 };
             *g += l1 * d_abs + 2.0 * l2 * w;
+        };
+        match (grad.as_slice_mut(), x.as_slice()) {
+            (Some(g), Some(w)) if g.len() == w.len() => {
+                g.iter_mut().zip(w).for_each(|(g, &w)| step(g, w));
+            }
+            _ => grad.iter_mut().zip(x.iter()).for_each(|(g, &w)| step(g, w)),
         }
         Ok(())
+    }
+}
+
+/// Sum `f(v)` over `x` in f64, in chunks of f64 partial sums (fast on a
+/// contiguous slice, any order otherwise).
+fn sum_f64(x: &ArrayViewD<'_, f32>, f: impl Fn(f32) -> f64) -> f64 {
+    match x.as_slice() {
+        Some(s) => s
+            .chunks(8)
+            .map(|c| c.iter().map(|&v| f(v)).sum::<f64>())
+            .sum(),
+        None => x.iter().map(|&v| f(v)).sum(),
     }
 }
 
