@@ -350,18 +350,23 @@ fn pruned_model_predicts_like_directly_zeroed_weights() {
 }
 
 #[test]
-fn optimizer_slots_placeholder() {
+fn optimizer_slot_zeroing_edge_cases() {
     // No stored state: nothing to zero.
     let mut m = Model::open(fixture("uncompiled")).unwrap();
     let report = prune(&mut m, &PruneSpec::threshold(0.1)).unwrap();
     assert!(report.masks.iter().any(|mk| mk.pruned.contains(&true)));
     zero_optimizer_slots(&mut m, &report.masks).unwrap();
 
-    // Adam state and something pruned: not available yet.
-    let mut m = Model::open(fixture("digits")).unwrap();
+    // Stored state without a compile config to interpret it: an error.
+    let mut file = KerasFile::open(fixture("digits")).unwrap();
+    file.config
+        .as_object_mut()
+        .unwrap()
+        .remove("compile_config");
+    let mut m = Model::try_from(file).unwrap();
     let report = prune(&mut m, &PruneSpec::threshold(0.1)).unwrap();
     let err = zero_optimizer_slots(&mut m, &report.masks).unwrap_err();
-    assert!(err.to_string().contains("optimizer state"), "{err}");
+    assert!(err.to_string().contains("compiled optimizer"), "{err}");
 
     // Adam state but nothing pruned: fine.
     let mut m = Model::open(fixture("digits")).unwrap();
@@ -494,21 +499,53 @@ fn never_overwrites_the_input() {
 }
 
 #[test]
-fn stored_optimizer_state_is_refused_until_slot_zeroing_lands() {
-    // Replace this test when `zero_optimizer_slots` handles Adam's slots.
+fn optimizer_slots_are_zeroed_at_pruned_positions() {
+    // digits.keras stores Adam state: variables 0 (iterations), 1 (learning
+    // rate), then m and v per trainable variable: 2, 3 for the first kernel.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.keras");
-    let err = fails(&[
+    let (ok, _, stderr) = kerasrs(&[
         "prune",
         s(&fixture("digits")),
         "--threshold",
         "0.01",
+        "--layers",
+        "dense",
         "-o",
         s(&out),
     ]);
-    assert!(err.contains("digits.keras"), "{err}");
-    assert!(err.contains("pruning with stored optimizer state"), "{err}");
-    assert!(!out.exists());
+    assert!(ok, "{stderr}");
+    let before = kerasrs::KerasFile::open(fixture("digits")).unwrap();
+    let after = kerasrs::KerasFile::open(&out).unwrap();
+    let ds = |f: &kerasrs::KerasFile, p: &str| {
+        f.weights
+            .group(p.rsplit_once('/').unwrap().0)
+            .unwrap()
+            .dataset(p.rsplit_once('/').unwrap().1)
+            .unwrap()
+            .clone()
+    };
+    let kernel = ds(&before, "layers/dense/vars/0").to_f32().unwrap();
+    let pruned: Vec<bool> = kernel.iter().map(|w| w.abs() < 0.01).collect();
+    assert!(pruned.contains(&true) && pruned.contains(&false));
+    for slot in ["optimizer/vars/2", "optimizer/vars/3"] {
+        let (b, a) = (
+            ds(&before, slot).to_f32().unwrap(),
+            ds(&after, slot).to_f32().unwrap(),
+        );
+        for i in 0..kernel.len() {
+            if pruned[i] {
+                assert_eq!(a[i], 0.0, "{slot}[{i}]");
+            } else {
+                assert_eq!(a[i].to_bits(), b[i].to_bits(), "{slot}[{i}]");
+            }
+        }
+    }
+    // Other slots and the counters are untouched.
+    for i in [0, 1, 4, 5, 6, 7, 8, 9] {
+        let p = format!("optimizer/vars/{i}");
+        assert_eq!(ds(&before, &p), ds(&after, &p), "{p}");
+    }
 }
 
 #[test]

@@ -294,6 +294,28 @@ impl Optimizer {
         self.built = true;
     }
 
+    /// Reset the slot variables of trainable variable `var` to their
+    /// initial values (0, or `initial_accumulator_value` for Adagrad's and
+    /// Ftrl's accumulators) where `mask` is true: those positions look as if
+    /// the optimizer had never seen them (used after pruning).
+    pub fn reset_slots_at(&mut self, var: usize, mask: &[bool]) {
+        let inits: Vec<f32> = self
+            .slot_names()
+            .iter()
+            .map(|name| self.initial_value(name))
+            .collect();
+        let Some(slots) = self.slots.get_mut(var) else {
+            return;
+        };
+        for (slot, init) in slots.iter_mut().zip(inits) {
+            for (v, &m) in slot.iter_mut().zip(mask) {
+                if m {
+                    *v = init;
+                }
+            }
+        }
+    }
+
     /// The calls of `add_optimizer_variables` in `build`, in order: each a
     /// list of slot names, interleaved per trainable variable.
     fn slot_groups(&self) -> Vec<&'static [&'static str]> {

@@ -415,28 +415,61 @@ fn largest_pruned(values: &[f32], mask: &[bool]) -> Option<f64> {
 
 /// Zero the optimizer's slot variables (Adam's `m` and `v`, momentum, ...) at
 /// the pruned positions, so that resumed training does not move pruned
-/// weights away from zero on stale moments.
+/// weights away from zero on stale moments. Slots go back to their initial
+/// values (0, or the accumulators' `initial_accumulator_value`).
 ///
-/// **Placeholder for the optimizer-slot layout (to be replaced by the
-/// optimizer module's owner).** For now this succeeds when the archive stores
-/// no optimizer state (`optimizer/vars` absent or empty) or when no position
-/// was pruned, and otherwise returns an `unsupported` error: mapping slot
-/// variables to model variables needs the optimizer's slot layout.
+/// The stored state is read with the compiled optimizer's own layout
+/// (`crate::engine::optimizer`), edited and written back in Keras's order.
+/// Succeeds without change when no optimizer state is stored or nothing was
+/// pruned; frozen layers have no slots.
 pub fn zero_optimizer_slots(model: &mut Model, masks: &[PrunedMask]) -> Result<()> {
-    if model.optimizer_state().is_none() {
+    use crate::engine::backward::{VarKind, trainable_variables, var_shape};
+    use crate::engine::optimizer::Optimizer;
+    let Some(state) = model.optimizer_state() else {
         return Ok(());
-    }
+    };
     if masks.iter().all(|m| !m.pruned.contains(&true)) {
         return Ok(());
     }
-    Err(Error::unsupported(
-        "operation",
-        "pruning with stored optimizer state",
-        &["pruning models saved without optimizer state \
-           (zeroing optimizer slots is not available yet)"],
-    )
-    .at("optimizer/vars")
-    .in_member(crate::archive::WEIGHTS_MEMBER))
+    let in_h5 = |e: Error| {
+        e.at("optimizer/vars")
+            .in_member(crate::archive::WEIGHTS_MEMBER)
+    };
+    let config = model
+        .source()
+        .config
+        .get("compile_config")
+        .and_then(|c| c.get("optimizer"))
+        .filter(|v| !v.is_null())
+        .cloned()
+        .ok_or_else(|| {
+            in_h5(Error::missing(
+                "a compiled optimizer to interpret the stored optimizer state",
+            ))
+        })?;
+    let mut optimizer = Optimizer::from_config(&config)?;
+    let vars = trainable_variables(model);
+    let shapes: Vec<Vec<usize>> = vars.iter().map(|&v| var_shape(model, v)).collect();
+    optimizer.build(&shapes);
+    optimizer.load_state(&state.variables).map_err(in_h5)?;
+    for mask in masks {
+        let kind = if mask.bias {
+            VarKind::Bias
+        } else {
+            VarKind::Kernel
+        };
+        if let Some(index) = vars
+            .iter()
+            .position(|v| v.layer == mask.layer && v.kind == kind)
+        {
+            optimizer.reset_slots_at(index, &mask.pruned);
+        }
+    }
+    let name = state
+        .name
+        .clone()
+        .unwrap_or_else(|| optimizer.instance_name().to_string());
+    model.set_optimizer_state(&name, optimizer.state())
 }
 
 fn threshold_text(row: &PruneRow) -> String {
