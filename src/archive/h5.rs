@@ -6,7 +6,7 @@
 //! layout on top of this tree (`layers/<name>/vars/<i>`) lives in
 //! `crate::model::weights`.
 
-use hdf5_pure::{AttrValue, Datatype, DatatypeByteOrder, FileBuilder};
+use hdf5_pure::{AttrValue, Datatype, DatatypeByteOrder, FileBuilder, Layout};
 
 use super::limits::Limits;
 use crate::error::{Error, Result};
@@ -450,6 +450,7 @@ fn read_dataset(
         )
         .at(path.to_string()));
     }
+    check_stored_bytes(ds, bytes, limits).map_err(|e| e.at(path.to_string()))?;
     let raw = ds.read_raw().map_err(hdf)?;
     if raw.len() as u64 != bytes {
         return Err(Error::mismatch(
@@ -465,6 +466,52 @@ fn read_dataset(
         raw,
         attrs,
     })
+}
+
+/// Refuse virtual datasets and "shape bombs": a dataset declaring far more
+/// bytes than it stores (a huge shape backed by a fill value or a tiny
+/// compressed chunk) would otherwise force a huge allocation. External
+/// storage is refused by `hdf5-pure` itself when read.
+fn check_stored_bytes(ds: &hdf5_pure::Dataset, declared: u64, limits: &Limits) -> Result<()> {
+    let stored = match ds.layout().map_err(Error::hdf5)? {
+        Layout::Compact { size } => size,
+        Layout::Contiguous {
+            address: Some(_),
+            size,
+        } => size,
+        Layout::Contiguous { address: None, .. } => 0,
+        Layout::Chunked { .. } => ds
+            .chunks()
+            .map_err(Error::hdf5)?
+            .iter()
+            .map(|c| c.storage_size)
+            .fold(0u64, u64::saturating_add),
+        Layout::Virtual => {
+            return Err(Error::unsupported(
+                "dataset layout",
+                "virtual",
+                &["compact", "contiguous", "chunked"],
+            ));
+        }
+        other => {
+            return Err(Error::unsupported(
+                "dataset layout",
+                other.to_string(),
+                &["compact", "contiguous", "chunked"],
+            ));
+        }
+    };
+    if declared > limits.bomb_floor_bytes && declared > limits.max_expansion.saturating_mul(stored)
+    {
+        return Err(Error::limit(
+            "max_expansion",
+            format!(
+                "dataset declares {declared} bytes but stores only {stored}: \
+                 refusing a potential shape bomb"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Serialize a tree to HDF5 bytes.

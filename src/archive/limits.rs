@@ -22,6 +22,13 @@ pub struct Limits {
     pub max_dataset_elements: u64,
     /// Most bytes all datasets together may declare.
     pub max_weights_bytes: u64,
+    /// Largest expansion (declared ÷ stored bytes) a zip member or HDF5
+    /// dataset may claim once it declares more than [`Limits::bomb_floor_bytes`].
+    /// DEFLATE cannot exceed about 1032:1, so real files never come near it;
+    /// decompression and shape bombs, which store next to nothing, do.
+    pub max_expansion: u64,
+    /// Size above which the expansion check applies.
+    pub bomb_floor_bytes: u64,
 }
 
 const GIB: u64 = 1 << 30;
@@ -37,6 +44,8 @@ impl Default for Limits {
             max_h5_objects: 1_000_000,
             max_dataset_elements: 4 * GIB,
             max_weights_bytes: 16 * GIB,
+            max_expansion: 1100,
+            bomb_floor_bytes: 1 << 20,
         }
     }
 }

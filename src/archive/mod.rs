@@ -109,6 +109,19 @@ impl KerasFile {
                 limits.max_member_bytes
             };
             let declared = entry.size();
+            let stored = entry.compressed_size();
+            if declared > limits.bomb_floor_bytes
+                && declared > limits.max_expansion.saturating_mul(stored)
+            {
+                return Err(Error::limit(
+                    "max_expansion",
+                    format!(
+                        "declares {declared} bytes but stores only {stored}: \
+                         refusing a potential decompression bomb"
+                    ),
+                )
+                .in_member(name));
+            }
             if declared > cap {
                 return Err(Error::limit(
                     if cap == limits.max_member_bytes {

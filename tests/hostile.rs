@@ -1,0 +1,303 @@
+//! Hostile and broken files: every command ends with one `error:` line, a
+//! non-zero exit, no output file and its input unchanged; bombs are refused
+//! before anything large is allocated; thousands of mutated archives never
+//! panic.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use common::{fixtures_dir, kerasrs};
+use kerasrs::archive::Limits;
+use kerasrs::{KerasFile, Model};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A stored zip member whose headers claim `declared` bytes.
+fn zip_bomb(declared: u32) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("model.weights.h5", opts).unwrap();
+    zip.write_all(b"0123456789").unwrap();
+    let mut bytes = zip.finish().unwrap().into_inner();
+    // Patch the uncompressed size in the local header (offset 22) and in the
+    // central directory header (offset 24 from its signature).
+    bytes[22..26].copy_from_slice(&declared.to_le_bytes());
+    let cd = bytes
+        .windows(4)
+        .position(|w| w == [0x50, 0x4b, 0x01, 0x02])
+        .unwrap();
+    bytes[cd + 24..cd + 28].copy_from_slice(&declared.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn zip_bomb_is_refused_fast() {
+    let bytes = zip_bomb(3_000_000_000);
+    let t = Instant::now();
+    let err = KerasFile::from_bytes(&bytes, &Limits::default()).unwrap_err();
+    assert!(t.elapsed().as_millis() < 500, "{:?}", t.elapsed());
+    assert!(err.to_string().contains("max_expansion"), "{err}");
+    assert!(err.to_string().contains("3000000000"), "{err}");
+}
+
+#[test]
+fn dataset_expansion_is_capped() {
+    // A real compressed dataset passes the default limits; with a tight
+    // expansion limit the same mechanism refuses it.
+    let mut root = kerasrs::archive::H5Group::default();
+    let vars = root.ensure_group("layers/dense/vars").unwrap();
+    let ds = kerasrs::archive::H5Dataset::from_f32(&[1024, 1024], &vec![0.0; 1 << 20]);
+    vars.set_child("0", kerasrs::archive::H5Node::Dataset(ds));
+    let bytes = kerasrs::archive::h5::write_tree(&root).unwrap();
+    let strict = Limits {
+        max_expansion: 1,
+        bomb_floor_bytes: 1024,
+        max_dataset_elements: 1 << 30,
+        ..Limits::default()
+    };
+    assert!(kerasrs::archive::h5::read_tree(bytes.clone(), &Limits::default()).is_ok());
+    let tiny = Limits {
+        max_dataset_elements: 1000,
+        ..Limits::default()
+    };
+    let err = kerasrs::archive::h5::read_tree(bytes.clone(), &tiny).unwrap_err();
+    assert!(err.to_string().contains("max_dataset_elements"), "{err}");
+    assert!(err.to_string().contains("layers/dense/vars/0"), "{err}");
+    // Contiguous storage holds every byte, so even the strict ratio passes.
+    assert!(kerasrs::archive::h5::read_tree(bytes, &strict).is_ok());
+}
+
+fn seed_bytes() -> Vec<u8> {
+    std::fs::read(fixtures_dir().join("models/digits.keras")).unwrap()
+}
+
+/// Broken variants of the digits model, by name.
+fn broken_archives() -> Vec<(&'static str, Vec<u8>)> {
+    let good = seed_bytes();
+    let file = KerasFile::open(fixtures_dir().join("models/digits.keras")).unwrap();
+    let mut cases = vec![
+        ("empty", Vec::new()),
+        ("truncated_head", good[..good.len() / 3].to_vec()),
+        ("truncated_tail", good[..good.len() - 7].to_vec()),
+        ("zip_bomb", zip_bomb(4_000_000_000)),
+        (
+            "garbage",
+            (0..5000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+        ),
+    ];
+    for (i, pos) in [0usize, 400, 4000, 20_000, 40_000].iter().enumerate() {
+        let mut b = good.clone();
+        let p = pos % b.len();
+        b[p] ^= 0xff;
+        cases.push((["flip_a", "flip_b", "flip_c", "flip_d", "flip_e"][i], b));
+    }
+    let edit = |f: &dyn Fn(&mut KerasFile)| {
+        let mut k = file.clone();
+        f(&mut k);
+        k.to_bytes().unwrap()
+    };
+    cases.push((
+        "units_disagree",
+        edit(&|k| k.config["config"]["layers"][1]["config"]["units"] = 31.into()),
+    ));
+    cases.push((
+        "absurd_units",
+        edit(&|k| k.config["config"]["layers"][1]["config"]["units"] = (1u64 << 62).into()),
+    ));
+    cases.push((
+        "nan_regularizer",
+        edit(&|k| {
+            k.config["config"]["layers"][1]["config"]["kernel_regularizer"] =
+                serde_json::json!({"class_name": "L1", "config": {"l1": -1.0}});
+        }),
+    ));
+    cases.push((
+        "unknown_layer",
+        edit(&|k| k.config["config"]["layers"][1]["class_name"] = "LSTM".into()),
+    ));
+    cases.push((
+        "weights_missing",
+        edit(&|k| {
+            k.weights.children.retain(|(n, _)| n != "layers");
+        }),
+    ));
+    cases.push(("config_garbage", {
+        let mut k = file.clone();
+        k.config = serde_json::json!("not a model");
+        k.to_bytes().unwrap()
+    }));
+    cases
+}
+
+fn run_matrix(dir: &Path, name: &str, bytes: &[u8]) -> Vec<String> {
+    let input = dir.join(format!("{name}.keras"));
+    std::fs::write(&input, bytes).unwrap();
+    let data = fixtures_dir().join("digits.npz");
+    let x = fixtures_dir().join("models/digits.x.npy");
+    let mut problems = Vec::new();
+    let commands: Vec<(&str, Vec<String>)> = vec![
+        ("load", vec!["load".into(), s(&input).into()]),
+        (
+            "predict",
+            vec![
+                "predict".into(),
+                s(&input).into(),
+                "--input".into(),
+                s(&x).into(),
+                "--output".into(),
+            ],
+        ),
+        (
+            "convert",
+            vec!["convert".into(), s(&input).into(), "--output".into()],
+        ),
+        (
+            "finetune",
+            vec![
+                "finetune".into(),
+                s(&input).into(),
+                "--data".into(),
+                s(&data).into(),
+                "--quiet".into(),
+                "--output".into(),
+            ],
+        ),
+        (
+            "prune",
+            vec![
+                "prune".into(),
+                s(&input).into(),
+                "--threshold".into(),
+                "0.01".into(),
+                "--output".into(),
+            ],
+        ),
+    ];
+    for (cmd, mut args) in commands {
+        let out: PathBuf = dir.join(format!("{name}.{cmd}.out"));
+        if cmd != "load" {
+            args.push(s(&out).into());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, _stdout, stderr) = kerasrs(&argv);
+        let lines: Vec<&str> = stderr.lines().collect();
+        if ok {
+            problems.push(format!("{name}/{cmd}: succeeded"));
+        } else if stderr.contains("panicked")
+            || lines.len() != 1
+            || !lines[0].starts_with("error: ")
+        {
+            problems.push(format!("{name}/{cmd}: stderr {stderr:?}"));
+        }
+        if out.exists() {
+            problems.push(format!("{name}/{cmd}: left an output file"));
+        }
+        if std::fs::read(&input).unwrap() != bytes {
+            problems.push(format!("{name}/{cmd}: changed its input"));
+        }
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".kerasrs-"))
+        .collect();
+    if !leftovers.is_empty() {
+        problems.push(format!("{name}: temporary files left: {leftovers:?}"));
+    }
+    problems
+}
+
+#[test]
+fn broken_file_matrix_fails_cleanly_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut problems = Vec::new();
+    let cases = broken_archives();
+    for (name, bytes) in &cases {
+        problems.extend(run_matrix(dir.path(), name, bytes));
+    }
+    println!("{} broken archives × 5 commands", cases.len());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A deterministic xorshift generator for the mutation smoke test.
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn thousands_of_mutated_archives_never_panic() {
+    let originals: Vec<Vec<u8>> = ["act_relu", "functional_chain", "no_bias"]
+        .iter()
+        .map(|n| std::fs::read(fixtures_dir().join(format!("models/{n}.keras"))).unwrap())
+        .collect();
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut errors = 0;
+    let runs = 3000;
+    for i in 0..runs {
+        let mut b = originals[i % originals.len()].clone();
+        let mutations = 1 + (rng.next() % 8) as usize;
+        for _ in 0..mutations {
+            let pos = (rng.next() as usize) % b.len();
+            match rng.next() % 4 {
+                0 => b[pos] ^= 1 << (rng.next() % 8),
+                1 => b[pos] = rng.next() as u8,
+                2 => b.truncate(pos.max(1)),
+                _ => b[pos] = 0xff,
+            }
+        }
+        let result = std::panic::catch_unwind(|| {
+            KerasFile::from_bytes(&b, &Limits::default()).and_then(|f| {
+                let m = Model::try_from(f)?;
+                let x = ndarray::ArrayD::<f32>::zeros(
+                    std::iter::once(2)
+                        .chain(m.input_shape.iter().copied())
+                        .collect::<Vec<_>>(),
+                );
+                m.predict(x.view(), 1)?;
+                m.to_keras_file()?.to_bytes()
+            })
+        });
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => errors += 1,
+            Err(_) => panic!("mutation {i} panicked"),
+        }
+    }
+    println!(
+        "{runs} mutated archives: {errors} clean errors, {} still valid",
+        runs - errors
+    );
+    assert!(
+        errors > runs / 10,
+        "mutations should mostly break the archive"
+    );
+}
+
+#[test]
+fn mutated_npy_never_panics() {
+    let original = std::fs::read(fixtures_dir().join("models/seed.x.npy")).unwrap();
+    let mut rng = XorShift(42);
+    for i in 0..2000 {
+        let mut b = original.clone();
+        let pos = (rng.next() as usize) % 140.min(b.len());
+        b[pos] = rng.next() as u8;
+        if i % 3 == 0 {
+            b.truncate((rng.next() as usize) % b.len());
+        }
+        let r = std::panic::catch_unwind(|| kerasrs::data::npy_f32_from_bytes(&b));
+        assert!(r.is_ok(), "npy mutation {i} panicked");
+    }
+}
