@@ -6,9 +6,10 @@ use anyhow::Result;
 
 use crate::Model;
 use crate::model::summary::Summary;
+use crate::prune::sparsity_report;
 
 /// Summarize a model: layers, output shapes, parameter counts, activations,
-/// regularizers, compile configuration and stored optimizer state.
+/// regularizers, compile configuration, stored optimizer state and sparsity.
 #[derive(Debug, clap::Args)]
 #[command(
     visible_alias = "summary",
@@ -27,10 +28,16 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let model = Model::open(&args.model)?;
     let summary = Summary::of(&model);
+    let sparsity = sparsity_report(&model);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        let mut value = serde_json::to_value(&summary)?;
+        value["sparsity"] = serde_json::to_value(&sparsity)?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{summary}");
+        if !sparsity.tensors.is_empty() {
+            print!("\nSparsity (see `kerasrs sparsity` for histograms):\n{sparsity}");
+        }
     }
     Ok(())
 }
