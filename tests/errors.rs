@@ -176,3 +176,35 @@ fn truncated_and_bit_flipped_archives_never_panic() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn in_place_replaces_the_input_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("m.keras");
+    std::fs::copy(fixtures_dir().join("models/act_relu.keras"), &copy).unwrap();
+    let err = fails(&[
+        "prune",
+        s(&copy),
+        "--threshold",
+        "0.1",
+        "--output",
+        s(&copy),
+    ]);
+    assert!(err.contains("--in-place"), "{err}");
+    let (ok, _, stderr) = kerasrs(&[
+        "prune",
+        s(&copy),
+        "--threshold",
+        "0.1",
+        "--output",
+        s(&copy),
+        "--in-place",
+    ]);
+    assert!(ok, "{stderr}");
+    let model = kerasrs::Model::open(&copy).unwrap();
+    let kernel = &model.layers[1].dense().unwrap().kernel;
+    assert!(kernel.iter().all(|w| *w == 0.0 || w.abs() >= 0.1));
+    assert!(kernel.iter().any(|w| *w == 0.0));
+    // Only the model remains: no temporary files.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}

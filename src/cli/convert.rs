@@ -17,10 +17,13 @@ pub struct Args {
     /// Where to write the re-saved model.
     #[arg(long, short)]
     output: PathBuf,
+    /// Allow `--output` to be the input model itself (replaced atomically).
+    #[arg(long)]
+    in_place: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    super::check_output_is_not_input(&args.model, &args.output)?;
+    super::check_model_output(&args.model, &args.output, args.in_place)?;
     let model = Model::open(&args.model)?;
     model.save(&args.output)?;
     eprintln!(

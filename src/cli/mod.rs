@@ -59,6 +59,16 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Refuse to write a model over its input unless `--in-place` was given
+/// (the write itself is atomic either way).
+fn check_model_output(model: &Path, output: &Path, in_place: bool) -> Result<()> {
+    if in_place {
+        return Ok(());
+    }
+    check_output_is_not_input(model, output)
+        .map_err(|e| anyhow::anyhow!("{e} (or pass `--in-place` to replace it atomically)"))
+}
+
 /// Refuse to write an output over the input file.
 fn check_output_is_not_input(input: &Path, output: &Path) -> Result<()> {
     let same = match (input.canonicalize(), output.canonicalize()) {

@@ -45,6 +45,9 @@ pub struct Args {
     /// Where to write the pruned model.
     #[arg(long, short)]
     output: PathBuf,
+    /// Allow `--output` to be the input model itself (replaced atomically).
+    #[arg(long)]
+    in_place: bool,
     /// Print the per-variable report as JSON.
     #[arg(long)]
     json: bool,
@@ -78,7 +81,7 @@ impl Args {
 
 pub fn run(args: Args) -> Result<()> {
     let spec = args.spec()?;
-    super::check_output_is_not_input(&args.model, &args.output)?;
+    super::check_model_output(&args.model, &args.output, args.in_place)?;
     let mut model = Model::open(&args.model)?;
     let report = prune(&mut model, &spec)
         .with_context(|| format!("cannot prune `{}`", args.model.display()))?;
