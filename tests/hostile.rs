@@ -315,7 +315,9 @@ fn fuzz_corpus_replays_cleanly() {
             let bytes = std::fs::read(&path).unwrap();
             let r = std::panic::catch_unwind(|| match target {
                 "archive" => {
-                    if let Ok(m) = KerasFile::from_bytes(&bytes, &Limits::default()).and_then(Model::try_from) {
+                    if let Ok(m) =
+                        KerasFile::from_bytes(&bytes, &Limits::default()).and_then(Model::try_from)
+                    {
                         let _ = m.to_keras_file().and_then(|f| f.to_bytes());
                     }
                 }
