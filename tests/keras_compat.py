@@ -1,10 +1,10 @@
-"""Live Keras compatibility check for `kerasrs convert` and `kerasrs finetune`.
+"""Live Keras compatibility check for `kerasrs convert`, `finetune` and `prune`.
 
 Usage (from the repository root, in a venv made from fixtures/requirements.txt):
 
     KERAS_BACKEND=jax python tests/keras_compat.py --kerasrs target/release/kerasrs \
         [--fixtures fixtures] [--only NAME ...] [--keep DIR] \
-        [--sections convert finetune] [--require-finetune]
+        [--sections convert finetune prune] [--require-finetune]
 
 Section 1, convert.  For every model listed in ``<fixtures>/manifest.json``
 this runs
@@ -38,6 +38,17 @@ from our file as from its own).  When ``<kerasrs> finetune --help`` exits
 non-zero (no finetune command yet) every case prints
 ``skip <name>: kerasrs has no finetune command`` and counts neither as passed
 nor failed, unless ``--require-finetune`` makes that a failure.
+
+Section 3, prune.  For every case in ``PRUNE_CASES`` this runs a kerasrs
+command that makes zeros (``prune --threshold 0.05`` on digits, ``prune
+--sparsity 0.5`` on seed, and ``finetune --keep-sparsity`` of the pruned
+digits model) and checks with real Keras: the output loads (compile=True)
+without warnings beyond the input's, Keras's predictions equal ``kerasrs
+predict``'s on the fixture inputs within 1e-6, every kernel weight that must
+be zero (computed here from the input: ``|w| < T`` in float64; the round(S*n)
+smallest magnitudes with a stable sort; the input's zeros) is +0.0 in the
+weights Keras loaded, the optimizer's kernel slots Keras loaded are zero
+there, and (for ``prune``) every other weight is bit-identical to the input.
 
 Prints ``ok <name>`` or ``FAIL <name>: <reason>`` per model/case (and
 ``skip <name>: <reason>`` for skipped cases), then ``N passed, M failed``
@@ -629,6 +640,180 @@ def check_case(case, args, out_dir):
 
 
 # --------------------------------------------------------------------------
+# section 3: pruned and sparsely fine-tuned models
+# --------------------------------------------------------------------------
+
+
+def _threshold_zeros(threshold):
+    """Expected zeros of ``prune --threshold T``: |w| < T, compared in float64."""
+
+    def zeros(kernel):
+        return np.abs(kernel).astype(np.float64) < threshold
+
+    return zeros
+
+
+def _sparsity_zeros(sparsity):
+    """Expected zeros of ``prune --sparsity S`` (per kernel): the round(S*n)
+    smallest magnitudes (Python's round: halves to even), ties by position."""
+
+    def zeros(kernel):
+        flat = np.abs(kernel).reshape(-1)
+        k = round(sparsity * flat.size)
+        mask = np.zeros(flat.size, dtype=bool)
+        mask[np.argsort(flat, kind="stable")[:k]] = True
+        return mask.reshape(kernel.shape)
+
+    return zeros
+
+
+# Each case runs one kerasrs command on a fixture (or on the output of an
+# earlier case) and names the kernel zeros it must produce; ``exact`` cases
+# must leave every other weight bit-identical.
+PRUNE_CASES = [
+    {
+        "name": "prune_digits_threshold",
+        "source": "models/digits.keras",
+        "x": "models/digits.x.npy",
+        "args": ["prune", "{src}", "--threshold", "0.05", "--output", "{dst}"],
+        "zeros": _threshold_zeros(0.05),
+        "exact": True,
+    },
+    {
+        "name": "prune_seed_sparsity",
+        "source": "models/seed.keras",
+        "x": "models/seed.x.npy",
+        "args": ["prune", "{src}", "--sparsity", "0.5", "--output", "{dst}"],
+        "zeros": _sparsity_zeros(0.5),
+        "exact": True,
+    },
+    {
+        "name": "finetune_digits_keep_sparsity",
+        "source": "@prune_digits_threshold",
+        "x": "models/digits.x.npy",
+        "args": [
+            "finetune", "{src}", "--data", "{fixtures}/digits.npz",
+            "--epochs", "2", "--seed", "1", "--keep-sparsity", "--quiet",
+            "--output", "{dst}",
+        ],
+        # The zeros the pruned input has.
+        "zeros": lambda kernel: kernel == 0.0,
+        "exact": False,
+    },
+]
+
+
+def dense_kernels(model):
+    return [
+        (layer.name, np.asarray(keras.ops.convert_to_numpy(layer.kernel)))
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Dense)
+    ]
+
+
+def load_quietly(path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = keras.saving.load_model(path, compile=True)
+    return model, {str(w.message).strip() for w in caught}
+
+
+def run_kerasrs(cmd, timeout, what):
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CheckFailure(f"{what} timed out after {timeout}s")
+    except OSError as e:
+        raise CheckFailure(f"cannot run {cmd[0]}: {e}")
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise CheckFailure(f"{what} exited with {proc.returncode}: " + " / ".join(tail))
+
+
+def check_prune_case(case, args, out_dir, outputs):
+    """Returns a list of failure reasons (empty when everything passed).
+
+    ``outputs`` maps earlier case names to their output paths."""
+    source = case["source"]
+    if source.startswith("@"):
+        if source[1:] not in outputs:
+            return [f"depends on {source[1:]}, which failed"]
+        src = outputs[source[1:]]
+    else:
+        src = os.path.join(args.fixtures, source)
+    dst = os.path.join(out_dir, f"{case['name']}.keras")
+    if os.path.exists(dst):
+        os.remove(dst)
+    fill = {"src": src, "dst": dst, "fixtures": args.fixtures}
+    cmd = [args.kerasrs] + [a.format(**fill) for a in case["args"]]
+    try:
+        run_kerasrs(cmd, args.timeout, case["args"][0])
+        x = np.load(os.path.join(args.fixtures, case["x"]))
+        ours_path = os.path.join(out_dir, f"{case['name']}.pred.npy")
+        x_path = os.path.join(args.fixtures, case["x"])
+        run_kerasrs(
+            [args.kerasrs, "predict", dst, "--input", x_path, "--output", ours_path],
+            args.timeout,
+            "predict",
+        )
+        ours = np.load(ours_path)
+        try:
+            original, original_warnings = load_quietly(src)
+            output, output_warnings = load_quietly(dst)
+        except Exception as e:
+            msg = (str(e).strip().splitlines() or [""])[0]
+            raise CheckFailure(f"keras cannot load: {type(e).__name__}: {msg}")
+    except CheckFailure as e:
+        return [str(e)]
+    failures = []
+    new_warnings = output_warnings - original_warnings
+    if new_warnings:
+        failures.append("keras warned: " + " | ".join(sorted(new_warnings)))
+    pred = np.asarray(output.predict(x, verbose=0))
+    if pred.shape != ours.shape:
+        failures.append(f"keras predicts shape {pred.shape}, kerasrs {ours.shape}")
+    else:
+        diff = float(np.max(np.abs(pred.astype(np.float64) - ours)))
+        if not diff <= PREDICT_ATOL:
+            failures.append(
+                f"keras and kerasrs predictions differ by {diff:.3g} > {PREDICT_ATOL}"
+            )
+    opt = getattr(output, "optimizer", None)
+    slots = {}
+    if opt is not None:
+        for v in opt.variables:
+            slots[v.path.split("/")[-1]] = np.asarray(keras.ops.convert_to_numpy(v))
+    pruned_total = 0
+    for (name, before), (name_out, after) in zip(
+        dense_kernels(original), dense_kernels(output)
+    ):
+        if name != name_out:
+            failures.append(f"layer {name_out} where {name} was expected")
+            continue
+        zeros = case["zeros"](before)
+        pruned_total += int(zeros.sum())
+        nonzero = int(np.count_nonzero(after[zeros]))
+        if nonzero or np.any(np.signbit(after[zeros])):
+            failures.append(f"{name}/kernel: {nonzero} expected zeros are not 0.0")
+        if case["exact"]:
+            if not same_bits(after[~zeros], before[~zeros]):
+                failures.append(f"{name}/kernel: unpruned weights changed")
+        elif np.array_equal(after[~zeros], before[~zeros]):
+            failures.append(f"{name}/kernel: nothing trained")
+        for slot, value in slots.items():
+            if slot.startswith(f"{name}_kernel_") and value.shape == zeros.shape:
+                if np.count_nonzero(value[zeros]):
+                    failures.append(
+                        f"optimizer {slot} is not reset at the pruned positions"
+                    )
+    if pruned_total == 0:
+        failures.append("nothing was pruned: the check has no teeth")
+    if not failures:
+        outputs[case["name"]] = dst
+    return list(dict.fromkeys(failures))
+
+
+# --------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------
 
@@ -704,9 +889,9 @@ def main(argv=None):
     parser.add_argument(
         "--sections",
         nargs="+",
-        choices=["convert", "finetune"],
-        default=["convert", "finetune"],
-        help="which sections to run (default: both)",
+        choices=["convert", "finetune", "prune"],
+        default=["convert", "finetune", "prune"],
+        help="which sections to run (default: all)",
     )
     parser.add_argument(
         "--require-finetune",
@@ -730,8 +915,13 @@ def main(argv=None):
         if training is None:
             return 2
         cases = training["cases"]
+    prune_cases = PRUNE_CASES if "prune" in args.sections else []
     if args.only:
-        known = {e["name"] for e in entries} | {c["name"] for c in cases}
+        known = (
+            {e["name"] for e in entries}
+            | {c["name"] for c in cases}
+            | {c["name"] for c in prune_cases}
+        )
         unknown = set(args.only) - known
         if unknown:
             print(
@@ -741,6 +931,13 @@ def main(argv=None):
             return 2
         entries = [e for e in entries if e["name"] in args.only]
         cases = [c for c in cases if c["name"] in args.only]
+        # A case built on another's output brings that one along.
+        wanted = set(args.only) | {
+            c["source"][1:]
+            for c in prune_cases
+            if c["name"] in args.only and c["source"].startswith("@")
+        }
+        prune_cases = [c for c in prune_cases if c["name"] in wanted]
 
     passed = failed = skipped = 0
 
@@ -776,6 +973,15 @@ def main(argv=None):
                     print(f"skip {case['name']}: {reason}", flush=True)
                 continue
             failures = check_case(case, args, finetune_dir)
+            keras.backend.clear_session()
+            report(case["name"], failures)
+
+        if prune_cases:
+            prune_dir = os.path.join(out_dir, "prune")
+            os.makedirs(prune_dir, exist_ok=True)
+        prune_outputs = {}
+        for case in prune_cases:
+            failures = check_prune_case(case, args, prune_dir, prune_outputs)
             keras.backend.clear_session()
             report(case["name"], failures)
     summary = f"{passed} passed, {failed} failed"

@@ -10,6 +10,7 @@ mod load;
 mod predict;
 mod prune;
 mod sparsity;
+mod sweep;
 
 use std::path::Path;
 
@@ -44,6 +45,7 @@ enum Command {
     Evaluate(evaluate::Args),
     Prune(prune::Args),
     Sparsity(sparsity::Args),
+    Sweep(sweep::Args),
 }
 
 /// Run a parsed command line.
@@ -56,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Prune(a) => prune::run(a),
         Command::Sparsity(a) => sparsity::run(a),
+        Command::Sweep(a) => sweep::run(a),
     }
 }
 

@@ -8,4 +8,5 @@ pub mod metrics;
 pub mod optimizer;
 pub mod schedule;
 pub mod session;
+pub mod sparsify;
 pub mod train;

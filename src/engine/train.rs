@@ -175,6 +175,49 @@ pub trait Progress {
 pub struct Silent;
 impl Progress for Silent {}
 
+/// The shape of a `fit`, as a [`StepHook`] sees it when training starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FitPlan {
+    /// Epochs to run.
+    pub epochs: usize,
+    /// Optimizer steps (batches) per epoch.
+    pub steps_per_epoch: usize,
+}
+
+/// Work done around each optimizer step, beyond Keras's `fit` (masked
+/// updates, gradual pruning, proximal L1: see [`super::sparsify`]). The
+/// default methods do nothing, so a no-op hook trains exactly as Keras.
+pub trait StepHook {
+    /// Training starts: `vars` are the trainable variables in optimizer
+    /// order (the optimizer is built for them).
+    fn start(
+        &mut self,
+        _model: &mut Model,
+        _optimizer: &mut Optimizer,
+        _vars: &[VarRef],
+        _plan: FitPlan,
+    ) -> Result<()> {
+        Ok(())
+    }
+    /// Step `step` (counted from 1 over the whole fit) was applied by the
+    /// optimizer; constraints come after this call.
+    fn after_update(
+        &mut self,
+        _model: &mut Model,
+        _optimizer: &mut Optimizer,
+        _vars: &[VarRef],
+        _step: usize,
+    ) -> Result<()> {
+        Ok(())
+    }
+    /// An epoch ended: extra values may be appended to its logs.
+    fn epoch_end(&mut self, _model: &Model, _logs: &mut Logs) {}
+}
+
+/// A [`StepHook`] that does nothing (plain Keras `fit`).
+pub struct NoHook;
+impl StepHook for NoHook {}
+
 /// Keras's `Mean` metric as the loss tracker uses it (float32 total and count).
 #[derive(Debug, Default, Clone, Copy)]
 struct MeanTracker {
@@ -335,6 +378,21 @@ impl Trainer {
         options: &FitOptions,
         progress: &mut dyn Progress,
     ) -> Result<Vec<Logs>> {
+        self.fit_with_hook(model, train, validation, options, progress, &mut NoHook)
+    }
+
+    /// [`Trainer::fit`] with `hook` called after every optimizer update
+    /// (before constraints) and at the end of every epoch (after
+    /// validation).
+    pub fn fit_with_hook(
+        &mut self,
+        model: &mut Model,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        options: &FitOptions,
+        progress: &mut dyn Progress,
+        hook: &mut dyn StepHook,
+    ) -> Result<Vec<Logs>> {
         let vars = trainable_variables(model);
         if vars.is_empty() {
             return Err(Error::training("the model has no trainable weights"));
@@ -344,6 +402,13 @@ impl Trainer {
         let mut order: Vec<usize> = (0..train.len()).collect();
         let steps = train.len().div_ceil(batch_size);
         let mut history = Vec::with_capacity(options.epochs);
+        self.build(model);
+        let plan = FitPlan {
+            epochs: options.epochs,
+            steps_per_epoch: steps,
+        };
+        hook.start(model, &mut self.optimizer, &vars, plan)?;
+        let mut global_step = 0usize;
         for epoch in 0..options.epochs {
             if options.shuffle {
                 order.shuffle(&mut rng);
@@ -382,6 +447,8 @@ impl Trainer {
                     let mut params = param_slices(model, &vars);
                     self.optimizer.apply(&mut params, &mut result.grads);
                 }
+                global_step += 1;
+                hook.after_update(model, &mut self.optimizer, &vars, global_step)?;
                 apply_constraints(model, &vars)?;
                 tracker.update(result.loss, chunk.len() as f32);
                 update_metrics(&mut self.metrics, result.y_pred.view(), yb.view());
@@ -392,6 +459,7 @@ impl Trainer {
                 let val_logs = self.evaluate(model, val, batch_size)?;
                 logs.extend(val_logs.into_iter().map(|(k, v)| (format!("val_{k}"), v)));
             }
+            hook.epoch_end(model, &mut logs);
             progress.epoch_end(epoch, &logs);
             history.push(logs);
         }

@@ -26,7 +26,7 @@
 pub mod plot;
 mod rank;
 pub mod sparsity;
-mod table;
+pub(crate) mod table;
 
 use std::fmt;
 

@@ -148,3 +148,127 @@ pub fn histogram_svg(report: &SparsityReport) -> Result<String> {
     }
     Ok(svg)
 }
+
+/// One point of an L1 sweep: the strength, the model's metric and its
+/// sparsity (fraction of exact zeros over the Dense kernels).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SweepPoint {
+    /// The L1 strength (> 0).
+    pub l1: f64,
+    /// The selection metric.
+    pub metric: f64,
+    /// Fraction of exact zeros, 0 to 1.
+    pub sparsity: f64,
+}
+
+/// Height of each of the two sweep panels in pixels.
+const SWEEP_PANEL_HEIGHT: u32 = 320;
+
+/// Draw an L1 sweep as an SVG document: the metric (top panel) and the
+/// sparsity in percent (bottom panel) against the L1 strength on a log
+/// axis; `selected` (an index into `points`) is ringed in both panels.
+pub fn sweep_svg(
+    points: &[SweepPoint],
+    metric_name: &str,
+    selected: Option<usize>,
+) -> Result<String> {
+    let positive = points.iter().all(|p| p.l1 > 0.0 && p.l1.is_finite());
+    if points.is_empty() || !positive {
+        return Err(Error::invalid(
+            "a sweep plot needs at least one point, every L1 strength finite and > 0",
+        ));
+    }
+    let lo = points.iter().map(|p| p.l1).fold(f64::INFINITY, f64::min) / 2.0;
+    let hi = points.iter().map(|p| p.l1).fold(0.0, f64::max) * 2.0;
+    let finite: Vec<f64> = points
+        .iter()
+        .map(|p| p.metric)
+        .filter(|m| m.is_finite())
+        .collect();
+    let (m_lo, m_hi) = match (
+        finite.iter().copied().reduce(f64::min),
+        finite.iter().copied().reduce(f64::max),
+    ) {
+        (Some(a), Some(b)) => {
+            let pad = ((b - a) * 0.1).max(1e-3);
+            (a - pad, b + pad)
+        }
+        _ => (0.0, 1.0),
+    };
+    let mut svg = String::new();
+    {
+        let root =
+            SVGBackend::with_string(&mut svg, (WIDTH, 2 * SWEEP_PANEL_HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let areas = root.split_evenly((2, 1));
+        type Value = fn(&SweepPoint) -> f64;
+        let panels: [(String, &str, f64, f64, Value); 2] = [
+            (
+                format!("{metric_name} against the L1 strength (ringed: selected)"),
+                metric_name,
+                m_lo,
+                m_hi,
+                |p| p.metric,
+            ),
+            (
+                "sparsity (exact zeros in Dense kernels) against the L1 strength (ringed: selected)"
+                    .to_string(),
+                "sparsity (%)",
+                0.0,
+                100.0,
+                |p| 100.0 * p.sparsity,
+            ),
+        ];
+        for ((caption, y_desc, y_lo, y_hi, value), (i, area)) in
+            panels.iter().zip(areas.iter().enumerate())
+        {
+            let color = Palette99::pick(i).to_rgba();
+            let mut chart = ChartBuilder::on(area)
+                .caption(caption, ("sans-serif", 16).into_font())
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d((lo..hi).log_scale(), *y_lo..*y_hi)
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .x_desc("L1 strength (log scale)")
+                .y_desc(*y_desc)
+                .x_label_formatter(&|x| format!("{x:e}"))
+                .draw()
+                .map_err(plot_error)?;
+            let series: Vec<(f64, f64)> = points
+                .iter()
+                .map(|p| (p.l1, value(p)))
+                .filter(|(_, y)| y.is_finite())
+                .collect();
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    series.clone(),
+                    color.stroke_width(2),
+                )))
+                .map_err(plot_error)?;
+            chart
+                .draw_series(
+                    series
+                        .iter()
+                        .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
+                )
+                .map_err(plot_error)?;
+            if let Some(p) = selected.and_then(|s| points.get(s)) {
+                let y = value(p);
+                if y.is_finite() {
+                    chart
+                        .draw_series(std::iter::once(Circle::new(
+                            (p.l1, y),
+                            9,
+                            BLACK.stroke_width(2),
+                        )))
+                        .map_err(plot_error)?;
+                }
+            }
+        }
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
