@@ -331,3 +331,34 @@ fn fuzz_corpus_replays_cleanly() {
     }
     assert!(replayed >= 5, "corpus has {replayed} inputs");
 }
+
+/// Ctrl-C during `finetune` stops training, writes nothing and leaves no
+/// temporary file.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_finetune_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.keras");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kerasrs"))
+        .args(["finetune", s(&fixtures_dir().join("models/digits.keras"))])
+        .args(["--data", s(&fixtures_dir().join("digits.npz"))])
+        .args(["--epochs", "1000000", "--quiet", "--output", s(&out)])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("error: interrupted"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "output or temp file left"
+    );
+}

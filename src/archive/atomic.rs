@@ -3,9 +3,33 @@
 //! point leaves no partial output behind (the temporary file is removed).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+
+/// Temporary files being written right now, for a signal handler that must
+/// exit at once (`remove_pending_temp_files`).
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Remove the temporary files of writes still in flight (best effort).
+pub fn remove_pending_temp_files() {
+    if let Ok(list) = PENDING.lock() {
+        for p in list.iter() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn track(path: &Path, add: bool) {
+    if let Ok(mut list) = PENDING.lock() {
+        if add {
+            list.push(path.to_path_buf());
+        } else {
+            list.retain(|p| p != path);
+        }
+    }
+}
 
 /// Write `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -26,10 +50,16 @@ pub fn write_atomic_with(
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| Error::io(e, dir))?;
-    fill(tmp.as_file_mut()).map_err(|e| Error::io(e, path))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(e, path))?;
-    tmp.persist(path).map_err(|e| Error::io(e.error, path))?;
-    Ok(())
+    let tmp_path = tmp.path().to_path_buf();
+    track(&tmp_path, true);
+    let result = (|| {
+        fill(tmp.as_file_mut()).map_err(|e| Error::io(e, path))?;
+        tmp.as_file().sync_all().map_err(|e| Error::io(e, path))?;
+        tmp.persist(path).map_err(|e| Error::io(e.error, path))?;
+        Ok(())
+    })();
+    track(&tmp_path, false);
+    result
 }
 
 #[cfg(test)]

@@ -55,13 +55,17 @@ use crate::model::Regularizer;
       kerasrs finetune model.keras --data d.npz --epochs 10 --prune-to 0.8 --prune-begin 2 --prune-end 8 --output p.keras\n  \
       kerasrs finetune model.keras --data d.npz --epochs 20 --l1 1e-3 --l1-mode proximal --history h.csv --output lasso.keras")]
 pub struct Args {
-    /// The `.keras` model file (never modified).
+    /// The `.keras` model file (never modified unless `--in-place`).
     model: PathBuf,
     #[command(flatten)]
     data: DataArgs,
     /// Where to write the fine-tuned model.
     #[arg(long, short)]
     output: PathBuf,
+    /// Allow `--output` to be the input model itself (replaced atomically
+    /// once training succeeded).
+    #[arg(long)]
+    in_place: bool,
     /// Set `L1(L)` as the kernel regularizer of every Dense layer (recorded in the config).
     #[arg(long, value_name = "L")]
     l1: Option<f64>,
@@ -272,6 +276,9 @@ pub fn fit(
         seed: args.seed,
         penalty_gradient: sparsify.l1_mode.penalty_gradient(),
     };
+    let _training = super::interrupt::TrainingGuard::enter();
+    let mut progress = super::interrupt::Interruptible(progress);
+    let progress: &mut dyn Progress = &mut progress;
     let history = if sparsify.is_active() {
         let mut hook = Sparsifier::new(sparsify);
         prepared
@@ -352,7 +359,7 @@ fn history_csv(history: &[Logs]) -> String {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    super::check_output_is_not_input(&args.model, &args.output)?;
+    super::check_model_output(&args.model, &args.output, args.in_place)?;
     for p in args.data.paths().into_iter().chain(args.train.paths()) {
         super::check_output_is_not_input(p, &args.output)?;
     }

@@ -6,6 +6,7 @@ mod convert;
 mod data_args;
 mod evaluate;
 mod finetune;
+pub mod interrupt;
 mod load;
 mod predict;
 mod prune;

@@ -169,6 +169,10 @@ pub trait Progress {
     fn step(&mut self, _step: usize, _logs: &Logs) {}
     /// An epoch finished with its final logs.
     fn epoch_end(&mut self, _epoch: usize, _logs: &Logs) {}
+    /// True when training should stop now (the user interrupted it).
+    fn interrupted(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that reports nothing.
@@ -453,6 +457,11 @@ impl Trainer {
                 tracker.update(result.loss, chunk.len() as f32);
                 update_metrics(&mut self.metrics, result.y_pred.view(), yb.view());
                 progress.step(step, &logs_of(tracker.result(), &self.metrics));
+                if progress.interrupted() {
+                    return Err(Error::training(
+                        "interrupted: training stopped early and nothing was written",
+                    ));
+                }
             }
             let mut logs = logs_of(tracker.result(), &self.metrics);
             if let Some(val) = validation {
