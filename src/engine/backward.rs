@@ -10,13 +10,13 @@
 //! that has a regularizer; `__call__`: the activity penalty is
 //! `regularizer(output) / batch_size`).
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, Axis};
 use rand::Rng;
 
 use super::forward::{dense_affine, par_dot, reshape_rows};
 use super::loss::Loss;
 use crate::error::Result;
-use crate::model::{LayerKind, Model};
+use crate::model::{LayerKind, Model, Regularizer};
 
 /// Which weight of a layer a trainable variable is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,32 @@ pub fn var_values_mut(model: &mut Model, v: VarRef) -> &mut [f32] {
         VarKind::Bias => d.bias.as_mut().and_then(|b| b.as_slice_mut()),
     }
     .expect("weights are stored in standard layout")
+}
+
+/// A trainable variable's regularizer and current values.
+pub fn var_regularizer(model: &Model, v: VarRef) -> (Option<Regularizer>, ArrayViewD<'_, f32>) {
+    let d = model.layers[v.layer]
+        .dense()
+        .expect("trainable variables belong to Dense layers");
+    match v.kind {
+        VarKind::Kernel => (d.kernel_regularizer, d.kernel.view().into_dyn()),
+        VarKind::Bias => (
+            d.bias_regularizer,
+            d.bias.as_ref().expect("bias").view().into_dyn(),
+        ),
+    }
+}
+
+/// The sum of the weight penalties of `vars` (Keras adds one per trainable
+/// weight that has a regularizer; frozen weights have none).
+pub fn weight_penalties(model: &Model, vars: &[VarRef]) -> Result<f32> {
+    let mut total = 0.0f32;
+    for &v in vars {
+        if let (Some(r), values) = var_regularizer(model, v) {
+            total += r.penalty(values)?;
+        }
+    }
+    Ok(total)
 }
 
 /// How weight regularizers enter the gradient.
@@ -204,20 +230,7 @@ pub fn train_step<R: Rng>(
     let (compiled, dy) = loss_fn.loss_and_grad(y_pred.view(), y_true);
 
     // Weight penalties of trainable variables (layer.py `losses`).
-    let mut weight_penalty = 0.0f32;
-    for v in vars {
-        let d = model.layers[v.layer].dense().expect("dense");
-        let (reg, values) = match v.kind {
-            VarKind::Kernel => (d.kernel_regularizer, d.kernel.view().into_dyn()),
-            VarKind::Bias => (
-                d.bias_regularizer,
-                d.bias.as_ref().expect("bias").view().into_dyn(),
-            ),
-        };
-        if let Some(r) = reg {
-            weight_penalty += r.penalty(values)?;
-        }
-    }
+    let weight_penalty = weight_penalties(model, vars)?;
     let loss = compiled + activity + weight_penalty;
 
     // Backward.
@@ -267,22 +280,14 @@ pub fn train_step<R: Rng>(
 
     let mut grads = Vec::with_capacity(vars.len());
     for v in vars {
-        let d = model.layers[v.layer].dense().expect("dense");
         let (dw, db) = grads_by_layer[v.layer]
             .as_ref()
             .expect("every trainable layer got a gradient");
-        let (mut grad, reg, values) = match v.kind {
-            VarKind::Kernel => (
-                dw.clone().into_dyn(),
-                d.kernel_regularizer,
-                d.kernel.view().into_dyn(),
-            ),
-            VarKind::Bias => (
-                db.clone().expect("bias gradient").into_dyn(),
-                d.bias_regularizer,
-                d.bias.as_ref().expect("bias").view().into_dyn(),
-            ),
+        let mut grad = match v.kind {
+            VarKind::Kernel => dw.clone().into_dyn(),
+            VarKind::Bias => db.clone().expect("bias gradient").into_dyn(),
         };
+        let (reg, values) = var_regularizer(model, *v);
         if let Some(r) = reg {
             let r = match penalty_gradient {
                 PenaltyGradient::Keras => Some(r),

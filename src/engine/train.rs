@@ -15,6 +15,7 @@ use rand::seq::SliceRandom;
 
 use super::backward::{
     Batch, PenaltyGradient, VarKind, VarRef, train_step, trainable_variables, var_shape,
+    weight_penalties,
 };
 use super::loss::Loss;
 use super::metrics::Metric;
@@ -257,25 +258,6 @@ fn logs_of(loss: f32, metrics: &[Metric]) -> Logs {
     let mut logs = vec![("loss".to_string(), loss)];
     logs.extend(metrics.iter().map(|m| (m.name.clone(), m.result())));
     logs
-}
-
-/// The sum of weight penalties over trainable variables.
-fn weight_penalties(model: &Model, vars: &[VarRef]) -> Result<f32> {
-    let mut total = 0.0f32;
-    for v in vars {
-        let d = model.layers[v.layer].dense().expect("dense");
-        let (reg, values) = match v.kind {
-            VarKind::Kernel => (d.kernel_regularizer, d.kernel.view().into_dyn()),
-            VarKind::Bias => (
-                d.bias_regularizer,
-                d.bias.as_ref().expect("bias").view().into_dyn(),
-            ),
-        };
-        if let Some(r) = reg {
-            total += r.penalty(values)?;
-        }
-    }
-    Ok(total)
 }
 
 /// Inference forward pass that also sums activity penalties (Keras adds
