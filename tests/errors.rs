@@ -208,3 +208,60 @@ fn in_place_replaces_the_input_atomically() {
     // Only the model remains: no temporary files.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn bad_training_data_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.keras");
+    let digits = fixtures_dir().join("models/digits.keras");
+    let cases: Vec<(&str, ndarray::ArrayD<f32>, ndarray::ArrayD<f32>, &str)> = vec![
+        (
+            "empty",
+            ndarray::ArrayD::zeros(vec![0, 64]),
+            ndarray::ArrayD::zeros(vec![0]),
+            "empty",
+        ),
+        (
+            "nan",
+            ndarray::ArrayD::from_elem(vec![4, 64], f32::NAN),
+            ndarray::ArrayD::zeros(vec![4]),
+            "not finite",
+        ),
+        (
+            "label",
+            ndarray::ArrayD::zeros(vec![4, 64]),
+            ndarray::ArrayD::from_elem(vec![4], 10.0),
+            "10",
+        ),
+        (
+            "rows",
+            ndarray::ArrayD::zeros(vec![4, 64]),
+            ndarray::ArrayD::zeros(vec![3]),
+            "target rows",
+        ),
+        (
+            "width",
+            ndarray::ArrayD::zeros(vec![4, 63]),
+            ndarray::ArrayD::zeros(vec![4]),
+            "(N, 64)",
+        ),
+    ];
+    for (name, x, y, needle) in cases {
+        let xp = dir.path().join(format!("{name}.x.npy"));
+        let yp = dir.path().join(format!("{name}.y.npy"));
+        kerasrs::data::write_npy_f32(&xp, &x).unwrap();
+        kerasrs::data::write_npy_f32(&yp, &y).unwrap();
+        let err = fails(&[
+            "finetune",
+            s(&digits),
+            "--x",
+            s(&xp),
+            "--y",
+            s(&yp),
+            "--output",
+            s(&out),
+        ]);
+        assert!(err.contains(needle), "{name}: {err}");
+        assert!(!out.exists(), "{name}");
+    }
+}

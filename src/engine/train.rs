@@ -38,6 +38,9 @@ impl Dataset {
     pub fn new(model: &Model, loss: &Loss, x: ArrayD<f32>, y: ArrayD<f32>) -> Result<Self> {
         model.check_input_shape(x.shape())?;
         let n = x.shape()[0];
+        if n == 0 {
+            return Err(Error::mismatch("at least one data row", "an empty array"));
+        }
         let y = match y.ndim() {
             1 => y.insert_axis(Axis(1)),
             2 => y,
