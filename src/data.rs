@@ -5,9 +5,12 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
-use ndarray::ArrayD;
+use memmap2::{Mmap, MmapOptions};
+use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WriteNpyExt};
+use rayon::prelude::*;
 
 use crate::archive::atomic::write_atomic_with;
 use crate::error::{Error, Result};
@@ -15,11 +18,23 @@ use crate::error::{Error, Result};
 /// Most bytes one `.npz` member may inflate to.
 const MAX_NPZ_MEMBER_BYTES: u64 = 32 << 30;
 
-/// Check a `.npy` header against the bytes that follow it: the declared
-/// shape × item size (checked arithmetic) must equal the stored data, so a
-/// header declaring a huge shape ("shape bomb") is refused before anything
-/// is allocated.
-fn check_npy_header(bytes: &[u8]) -> Result<()> {
+/// What a `.npy` header declares.
+struct NpyHeader {
+    /// The dtype descriptor without quotes, e.g. `<f4`.
+    descr: String,
+    /// True for Fortran (column-major) order.
+    fortran_order: bool,
+    /// The array shape.
+    shape: Vec<usize>,
+    /// Offset of the first data byte.
+    data_start: usize,
+}
+
+/// Parse and check a `.npy` header against the bytes that follow it: the
+/// declared shape × item size (checked arithmetic) must equal the stored
+/// data, so a header declaring a huge shape ("shape bomb") is refused before
+/// anything is allocated.
+fn parse_npy_header(bytes: &[u8]) -> Result<NpyHeader> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(Error::mismatch(
             "a .npy array (magic `\\x93NUMPY`)",
@@ -56,26 +71,26 @@ fn check_npy_header(bytes: &[u8]) -> Result<()> {
         )
     };
     let descr = field("descr").ok_or_else(|| Error::missing("`descr` in the .npy header"))?;
-    let itemsize: u64 = descr
+    let descr = descr
         .trim_start_matches(['\'', '"'])
+        .split(['\'', '"'])
+        .next()
+        .unwrap_or("");
+    let itemsize: u64 = descr
         .chars()
         .skip(2)
         .take_while(char::is_ascii_digit)
         .collect::<String>()
         .parse()
-        .map_err(|_| {
-            Error::unsupported(
-                ".npy dtype",
-                descr.split(',').next().unwrap_or(""),
-                &["<f4", "<f8", "<i4", "<i8"],
-            )
-        })?;
+        .map_err(|_| Error::unsupported(".npy dtype", descr, &["<f4", "<f8", "<i4", "<i8"]))?;
+    let fortran_order = field("fortran_order").is_some_and(|v| v.starts_with("True"));
     let shape_text = field("shape").ok_or_else(|| Error::missing("`shape` in the .npy header"))?;
     let inner = shape_text
         .strip_prefix('(')
         .and_then(|t| t.split(')').next())
         .ok_or_else(|| Error::invalid("malformed `shape` in the .npy header"))?;
     let mut elements: u64 = 1;
+    let mut shape = Vec::new();
     for dim in inner.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         let d: u64 = dim.parse().map_err(|_| {
             Error::invalid(format!("malformed dimension `{dim}` in the .npy header"))
@@ -83,6 +98,10 @@ fn check_npy_header(bytes: &[u8]) -> Result<()> {
         elements = elements
             .checked_mul(d)
             .ok_or_else(|| Error::limit("npy_shape", format!("shape ({inner}) overflows")))?;
+        shape.push(
+            usize::try_from(d)
+                .map_err(|_| Error::limit("npy_shape", format!("shape ({inner}) overflows")))?,
+        );
     }
     let declared = elements
         .checked_mul(itemsize)
@@ -94,7 +113,12 @@ fn check_npy_header(bytes: &[u8]) -> Result<()> {
             format!("{stored} bytes"),
         ));
     }
-    Ok(())
+    Ok(NpyHeader {
+        descr: descr.to_string(),
+        fortran_order,
+        shape,
+        data_start: end,
+    })
 }
 
 fn parse_as<T: ReadableElement>(bytes: &[u8]) -> std::result::Result<ArrayD<T>, ReadNpyError> {
@@ -103,7 +127,7 @@ fn parse_as<T: ReadableElement>(bytes: &[u8]) -> std::result::Result<ArrayD<T>, 
 
 /// Parse `.npy` bytes as float32, casting float64 and integer arrays.
 pub fn npy_f32_from_bytes(bytes: &[u8]) -> Result<ArrayD<f32>> {
-    check_npy_header(bytes)?;
+    parse_npy_header(bytes)?;
     match parse_as::<f32>(bytes) {
         Ok(a) => Ok(a),
         Err(ReadNpyError::WrongDescriptor(_)) => {
@@ -125,19 +149,274 @@ pub fn npy_f32_from_bytes(bytes: &[u8]) -> Result<ArrayD<f32>> {
     }
 }
 
+/// A float32 array read from a `.npy` file or `.npz` member, first axis
+/// the rows. Little-endian float32 data stored uncompressed is used where it
+/// lies in the file (memory-mapped, never copied as a whole); anything else
+/// (other dtypes, compressed members, files that cannot be mapped) is
+/// decoded into memory. Cloning and slicing rows are cheap.
+#[derive(Clone)]
+pub struct F32Data {
+    shape: Vec<usize>,
+    store: Store,
+    /// Index of this array's first element in the store.
+    first: usize,
+}
+
+#[derive(Clone)]
+enum Store {
+    Owned(Arc<Vec<f32>>),
+    /// Little-endian float32 values (possibly unaligned) from byte `start`.
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+    },
+}
+
+impl std::fmt::Debug for F32Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.store {
+            Store::Owned(_) => "in memory",
+            Store::Mapped { .. } => "mapped",
+        };
+        write!(f, "F32Data({:?}, {kind})", self.shape)
+    }
+}
+
+impl PartialEq for F32Data {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.to_array() == other.to_array()
+    }
+}
+
+impl From<ArrayD<f32>> for F32Data {
+    fn from(a: ArrayD<f32>) -> Self {
+        let shape = a.shape().to_vec();
+        let values = if a.is_standard_layout() {
+            a.into_raw_vec_and_offset().0
+        } else {
+            a.iter().copied().collect()
+        };
+        F32Data {
+            shape,
+            store: Store::Owned(Arc::new(values)),
+            first: 0,
+        }
+    }
+}
+
+/// True when any of the little-endian float32 values in `bytes` is NaN or
+/// infinite (all exponent bits set). Written without early exit so that it
+/// vectorizes.
+fn bytes_have_non_finite(bytes: &[u8]) -> bool {
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & 0x7f80_0000)
+        .fold(0u32, |acc, e| acc | u32::from(e == 0x7f80_0000))
+        != 0
+}
+
+impl F32Data {
+    /// The array shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Elements per row (product of all axes but the first).
+    pub fn row_len(&self) -> usize {
+        self.shape.iter().skip(1).product()
+    }
+
+    /// The values as stored bytes (mapped) or as floats (in memory).
+    fn parts(&self) -> std::result::Result<&[u8], &[f32]> {
+        let n = self.len();
+        match &self.store {
+            Store::Owned(v) => Err(&v[self.first..self.first + n]),
+            Store::Mapped { map, start } => {
+                let from = start + self.first * 4;
+                Ok(&map[from..from + n * 4])
+            }
+        }
+    }
+
+    /// Rows `range` of the array, sharing the storage.
+    pub fn slice_rows(&self, range: std::ops::Range<usize>) -> F32Data {
+        let rows = self.shape.first().copied().unwrap_or(0);
+        let (lo, hi) = (
+            range.start.min(rows),
+            range.end.min(rows).max(range.start.min(rows)),
+        );
+        let mut shape = self.shape.clone();
+        if let Some(r) = shape.first_mut() {
+            *r = hi - lo;
+        }
+        F32Data {
+            shape,
+            store: self.store.clone(),
+            first: self.first + lo * self.row_len(),
+        }
+    }
+
+    /// Append rows `idx` (in that order) to `out`.
+    pub fn extend_rows(&self, idx: &[usize], out: &mut Vec<f32>) {
+        let w = self.row_len();
+        out.reserve(idx.len() * w);
+        match self.parts() {
+            Err(values) => {
+                for &i in idx {
+                    out.extend_from_slice(&values[i * w..(i + 1) * w]);
+                }
+            }
+            Ok(bytes) => {
+                for &i in idx {
+                    out.extend(
+                        bytes[i * w * 4..(i + 1) * w * 4]
+                            .chunks_exact(4)
+                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Index (in C order) of the first NaN or infinite value. Large arrays
+    /// are scanned on all threads.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        const CHUNK: usize = 1 << 16;
+        match self.parts() {
+            Err(values) => {
+                let bad = values
+                    .par_chunks(CHUNK)
+                    .position_first(|c| c.iter().any(|v| !v.is_finite()))?;
+                let c = &values[bad * CHUNK..];
+                c.iter()
+                    .position(|v| !v.is_finite())
+                    .map(|i| bad * CHUNK + i)
+            }
+            Ok(bytes) => {
+                let bad = bytes
+                    .par_chunks(CHUNK * 4)
+                    .position_first(bytes_have_non_finite)?;
+                let c = &bytes[bad * CHUNK * 4..];
+                c.chunks_exact(4)
+                    .position(|c| bytes_have_non_finite(c))
+                    .map(|i| bad * CHUNK + i)
+            }
+        }
+    }
+
+    /// The values as an in-memory array.
+    pub fn to_array(&self) -> ArrayD<f32> {
+        let values: Vec<f32> = match self.parts() {
+            Err(values) => values.to_vec(),
+            Ok(bytes) => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        };
+        ArrayD::from_shape_vec(IxDyn(&self.shape), values)
+            .expect("the shape was checked against the data")
+    }
+
+    /// The array from `.npy` bytes; `mapped` gives the map holding them and
+    /// their offset in it, so that float32 data can stay where it is.
+    fn from_npy(bytes: &[u8], mapped: Option<(&Arc<Mmap>, usize)>) -> Result<F32Data> {
+        let header = parse_npy_header(bytes)?;
+        let plain_f32 = header.descr == "<f4" && !header.fortran_order;
+        match mapped {
+            Some((map, offset)) if plain_f32 => Ok(F32Data {
+                shape: header.shape,
+                store: Store::Mapped {
+                    map: Arc::clone(map),
+                    start: offset + header.data_start,
+                },
+                first: 0,
+            }),
+            _ if plain_f32 => Ok(F32Data {
+                shape: header.shape,
+                store: Store::Owned(Arc::new(
+                    bytes[header.data_start..]
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                )),
+                first: 0,
+            }),
+            _ => npy_f32_from_bytes(bytes).map(F32Data::from),
+        }
+    }
+}
+
+/// Map `file` read-only when it is a regular, non-empty file.
+///
+/// The map is private and read-only; like every tool that maps its inputs,
+/// kerasrs assumes nobody truncates the file while it runs.
+fn map_file(file: &File) -> Option<Arc<Mmap>> {
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() == 0 {
+        return None;
+    }
+    // SAFETY: the map is read-only and private; the bytes are only read
+    // through bounds-checked slices.
+    unsafe { MmapOptions::new().populate().map(file) }
+        .ok()
+        .map(Arc::new)
+}
+
+/// Read a `.npy` file as float32 data, casting float64 and integer arrays.
+pub fn read_npy_data(path: &Path) -> Result<F32Data> {
+    let file = File::open(path).map_err(|e| Error::io(e, path))?;
+    match map_file(&file) {
+        Some(map) => F32Data::from_npy(&map[..], Some((&map, 0))),
+        None => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|e| Error::io(e, path))?;
+            F32Data::from_npy(&bytes, None)
+        }
+    }
+    .map_err(|e| e.in_file(path))
+}
+
 /// Read a `.npy` file as float32, casting float64 and integer arrays.
 pub fn read_npy_f32(path: &Path) -> Result<ArrayD<f32>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(e, path))?;
-    npy_f32_from_bytes(&bytes).map_err(|e| e.in_file(path))
+    read_npy_data(path).map(|d| d.to_array())
 }
 
 /// Read array `key` of a `.npz` file as float32 (same casts as
-/// [`read_npy_f32`]). Members are checked like `.keras` members: declared
-/// sizes are capped and decompression bombs refused before inflating.
+/// [`read_npy_f32`]).
 pub fn read_npz_f32(path: &Path, key: &str) -> Result<ArrayD<f32>> {
+    read_npz_data(path, key).map(|d| d.to_array())
+}
+
+/// Read array `key` of a `.npz` file as float32 data (same casts as
+/// [`read_npy_data`]). Members are checked like `.keras` members: declared
+/// sizes are capped, decompression bombs refused before inflating, and
+/// checksums verified. Stored (uncompressed) members are used in place.
+pub fn read_npz_data(path: &Path, key: &str) -> Result<F32Data> {
     let file = File::open(path).map_err(|e| Error::io(e, path))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| Error::invalid(format!("not a readable .npz archive: {e}")).in_file(path))?;
+    match map_file(&file) {
+        Some(map) => read_npz_from(std::io::Cursor::new(&map[..]), Some(&map), key),
+        None => read_npz_from(std::io::BufReader::new(file), None, key),
+    }
+    .map_err(|e| e.in_file(path))
+}
+
+fn read_npz_from<R: std::io::Read + std::io::Seek>(
+    reader: R,
+    map: Option<&Arc<Mmap>>,
+    key: &str,
+) -> Result<F32Data> {
+    let mut zip = zip::ZipArchive::new(reader)
+        .map_err(|e| Error::invalid(format!("not a readable .npz archive: {e}")))?;
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
     let member = names
         .iter()
@@ -150,31 +429,47 @@ pub fn read_npz_f32(path: &Path, key: &str) -> Result<ArrayD<f32>> {
                 "array `{key}` (the archive holds: {})",
                 keys.join(", ")
             ))
-            .in_file(path)
         })?;
-    let mut entry = zip
-        .by_name(&member)
-        .map_err(|e| Error::zip(e).in_member(member.clone()).in_file(path))?;
+    let in_member = |e: Error| e.in_member(member.clone());
+    let mut entry = zip.by_name(&member).map_err(|e| in_member(Error::zip(e)))?;
     let (declared, stored) = (entry.size(), entry.compressed_size());
     let limits = crate::archive::Limits::default();
     if declared > MAX_NPZ_MEMBER_BYTES
         || (declared > limits.bomb_floor_bytes
             && declared > limits.max_expansion.saturating_mul(stored))
     {
-        return Err(Error::limit(
+        return Err(in_member(Error::limit(
             "max_expansion",
             format!("declares {declared} bytes but stores {stored}: refusing a potential bomb"),
-        )
-        .in_member(member)
-        .in_file(path));
+        )));
+    }
+    // A stored member inside a mapped file: check its checksum and use it
+    // where it lies.
+    if let Some(map) = map
+        && entry.compression() == zip::CompressionMethod::Stored
+        && declared == stored
+    {
+        let start = usize::try_from(entry.data_start()).ok();
+        let range = start.and_then(|s| Some(s..s.checked_add(usize::try_from(declared).ok()?)?));
+        if let Some(range) = range.filter(|r| r.end <= map.len()) {
+            let bytes = &map[range.clone()];
+            let crc = crc32fast::hash(bytes);
+            if crc != entry.crc32() {
+                return Err(in_member(Error::mismatch(
+                    format!("CRC-32 {:08x}", entry.crc32()),
+                    format!("{crc:08x}: the member is corrupt"),
+                )));
+            }
+            return F32Data::from_npy(bytes, Some((map, range.start))).map_err(in_member);
+        }
     }
     let mut bytes = Vec::with_capacity(declared.min(1 << 30) as usize);
     std::io::Read::read_to_end(
         &mut std::io::Read::take(&mut entry, declared.saturating_add(1)),
         &mut bytes,
     )
-    .map_err(|e| Error::zip(e).in_member(member.clone()).in_file(path))?;
-    npy_f32_from_bytes(&bytes).map_err(|e| e.in_member(member).in_file(path))
+    .map_err(|e| in_member(Error::zip(e)))?;
+    F32Data::from_npy(&bytes, None).map_err(in_member)
 }
 
 /// Write a float32 array as `.npy`, atomically.
@@ -230,5 +525,65 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 16]);
         let err = npy_f32_from_bytes(&bytes).unwrap_err();
         assert!(err.to_string().contains("4000000 bytes of data"), "{err}");
+    }
+
+    fn write_npz(path: &Path, x: &ArrayD<f32>) {
+        let mut npz = ndarray_npy::NpzWriter::new(File::create(path).unwrap());
+        npz.add_array("x", x).unwrap();
+        npz.add_array("y", &ndarray::arr1(&[1i64, 2, 3])).unwrap();
+        npz.finish().unwrap();
+    }
+
+    #[test]
+    fn stored_npz_members_are_mapped_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.npz");
+        let x = ArrayD::from_shape_fn(IxDyn(&[3, 2, 5]), |i| {
+            (i[0] * 10 + i[1] * 5 + i[2]) as f32 - 7.5
+        });
+        write_npz(&p, &x);
+        let data = read_npz_data(&p, "x").unwrap();
+        assert!(format!("{data:?}").contains("mapped"), "{data:?}");
+        assert_eq!(data.to_array(), x);
+        assert_eq!(data.row_len(), 10);
+        assert_eq!(data.first_non_finite(), None);
+        let tail = data.slice_rows(1..3);
+        assert_eq!(tail.shape(), &[2, 2, 5]);
+        assert_eq!(
+            tail.to_array(),
+            x.slice(ndarray::s![1.., .., ..]).to_owned().into_dyn()
+        );
+        let mut rows = Vec::new();
+        data.extend_rows(&[2, 0], &mut rows);
+        assert_eq!(rows[..10], x.as_slice().unwrap()[20..30]);
+        assert_eq!(rows[10..], x.as_slice().unwrap()[..10]);
+        // The same data from memory behaves the same.
+        let owned = F32Data::from(x.clone());
+        assert_eq!(owned, data);
+        assert_eq!(owned.slice_rows(1..3), tail);
+
+        // A flipped data byte fails the member's checksum.
+        let mut bytes = std::fs::read(&p).unwrap();
+        let at = bytes
+            .windows(4)
+            .position(|w| w == (-7.5f32).to_le_bytes())
+            .unwrap();
+        bytes[at] ^= 1;
+        std::fs::write(&p, &bytes).unwrap();
+        let err = read_npz_data(&p, "x").unwrap_err().to_string();
+        assert!(err.contains("CRC-32") && err.contains("x.npy"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_values_are_found_in_mapped_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.npz");
+        let mut x = ArrayD::<f32>::zeros(IxDyn(&[200_000, 2]));
+        x[[150_001, 1]] = f32::NEG_INFINITY;
+        x[[170_000, 0]] = f32::NAN;
+        write_npz(&p, &x);
+        let data = read_npz_data(&p, "x").unwrap();
+        assert_eq!(data.first_non_finite(), Some(300_003));
+        assert_eq!(F32Data::from(x).first_non_finite(), Some(300_003));
     }
 }

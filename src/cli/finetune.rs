@@ -8,6 +8,7 @@ use ndarray::ArrayD;
 
 use super::data_args::{DataArgs, load_npz_pair};
 use crate::Model;
+use crate::data::F32Data;
 use crate::engine::session::{CompileOverrides, Prepared, prepare, store};
 use crate::engine::sparsify::{L1Mode, PruneSchedule, Sparsifier, SparsifyOptions};
 use crate::engine::train::{Dataset, FitOptions, Logs, Progress, Silent};
@@ -239,7 +240,7 @@ pub fn datasets(
     prepared: &Prepared,
     data_args: &DataArgs,
     args: &TrainArgs,
-    (x, y): (ArrayD<f32>, ArrayD<f32>),
+    (x, y): (F32Data, ArrayD<f32>),
 ) -> Result<(Dataset, Option<Dataset>)> {
     let loss = &prepared.trainer.loss;
     let data = Dataset::new(model, loss, x, y)

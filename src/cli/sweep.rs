@@ -170,7 +170,7 @@ fn run_one(
     base: &Model,
     args: &Args,
     l1: f64,
-    data: &(ndarray::ArrayD<f32>, ndarray::ArrayD<f32>),
+    data: &(crate::data::F32Data, ndarray::ArrayD<f32>),
     notes: bool,
 ) -> Result<(SweepRow, String, bool)> {
     let train_args = &args.train;

@@ -20,14 +20,15 @@ use super::backward::{
 use super::loss::Loss;
 use super::metrics::Metric;
 use super::optimizer::Optimizer;
+use crate::data::F32Data;
 use crate::error::{Error, Result};
 use crate::model::{LayerKind, Model};
 
 /// Inputs and targets, aligned by row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    /// Inputs `[n, input_shape...]`.
-    pub x: ArrayD<f32>,
+    /// Inputs `[n, input_shape...]` (possibly mapped from the data file).
+    pub x: F32Data,
     /// Targets `[n, k]` (sparse labels as `[n, 1]`).
     pub y: Array2<f32>,
 }
@@ -35,7 +36,8 @@ pub struct Dataset {
 impl Dataset {
     /// Pair inputs with targets, checking them against the model and loss:
     /// a 1-D target vector becomes a column.
-    pub fn new(model: &Model, loss: &Loss, x: ArrayD<f32>, y: ArrayD<f32>) -> Result<Self> {
+    pub fn new(model: &Model, loss: &Loss, x: impl Into<F32Data>, y: ArrayD<f32>) -> Result<Self> {
+        let x = x.into();
         model.check_input_shape(x.shape())?;
         let n = x.shape()[0];
         if n == 0 {
@@ -75,7 +77,7 @@ impl Dataset {
             ))),
             None => Ok(()),
         };
-        bad("input", x.iter().position(|v| !v.is_finite()))?;
+        bad("input", x.first_non_finite())?;
         bad("target", y.iter().position(|v| !v.is_finite()))?;
         Ok(Dataset { x, y })
     }
@@ -103,8 +105,8 @@ impl Dataset {
                 "validation split {fraction} of {n} rows leaves one side empty"
             )));
         }
-        let x_train = self.x.slice_axis(Axis(0), (..split_at).into()).to_owned();
-        let x_val = self.x.slice_axis(Axis(0), (split_at..).into()).to_owned();
+        let x_train = self.x.slice_rows(0..split_at);
+        let x_val = self.x.slice_rows(split_at..n);
         let y_train = self.y.slice_axis(Axis(0), (..split_at).into()).to_owned();
         let y_val = self.y.slice_axis(Axis(0), (split_at..).into()).to_owned();
         Ok((
@@ -118,16 +120,9 @@ impl Dataset {
 
     /// Rows `idx` as a 2-D input batch `[rows · lead, last]` and targets.
     fn batch(&self, idx: &[usize]) -> (Array2<f32>, Array2<f32>) {
-        let per_sample: usize = self.x.shape()[1..].iter().product();
         let last = *self.x.shape().last().unwrap_or(&1);
-        let flat = self
-            .x
-            .as_slice()
-            .expect("inputs are kept in standard layout");
-        let mut xb = Vec::with_capacity(idx.len() * per_sample);
-        for &i in idx {
-            xb.extend_from_slice(&flat[i * per_sample..(i + 1) * per_sample]);
-        }
+        let mut xb = Vec::new();
+        self.x.extend_rows(idx, &mut xb);
         let rows = xb.len() / last.max(1);
         let xb = Array2::from_shape_vec((rows, last), xb).expect("batch shape");
         let yb = self.y.select(Axis(0), idx);
