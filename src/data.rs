@@ -308,7 +308,7 @@ impl F32Data {
                     .position_first(bytes_have_non_finite)?;
                 let c = &bytes[bad * CHUNK * 4..];
                 c.chunks_exact(4)
-                    .position(|c| bytes_have_non_finite(c))
+                    .position(bytes_have_non_finite)
                     .map(|i| bad * CHUNK + i)
             }
         }
