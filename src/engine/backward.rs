@@ -13,7 +13,8 @@
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, Axis};
 use rand::Rng;
 
-use super::forward::{dense_affine, par_dot, reshape_rows};
+use super::forward::{dense_affine, reshape_rows};
+use super::gemm::matmul;
 use super::loss::Loss;
 use crate::error::Result;
 use crate::model::{LayerKind, Model, Regularizer};
@@ -255,12 +256,12 @@ pub fn train_step<R: Rng>(
                 }
                 let dz = d.activation.backward(z.view(), y.view(), g.view());
                 if layer.trainable {
-                    let dw = par_dot(x.t(), dz.view());
+                    let dw = matmul(x.t(), dz.view());
                     let db = d.bias.as_ref().map(|_| dz.sum_axis(Axis(0)));
                     grads_by_layer[i] = Some((dw, db));
                 }
                 if need_dx {
-                    par_dot(dz.view(), d.kernel.t())
+                    matmul(dz.view(), d.kernel.t())
                 } else {
                     dz
                 }

@@ -3,9 +3,11 @@
 
 pub mod backward;
 pub mod forward;
+pub mod gemm;
 pub mod loss;
 pub mod metrics;
 pub mod optimizer;
+pub mod pool;
 pub mod schedule;
 pub mod session;
 pub mod sparsify;

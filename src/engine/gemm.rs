@@ -1,0 +1,298 @@
+//! Matrix products for training and inference.
+//!
+//! The products of a training step are small (a batch of 32 rows against a
+//! Dense kernel that fits in the core's cache), many (three per Dense layer
+//! and step), and dominate the step's time. `ndarray`'s general product
+//! (`matrixmultiply`: AVX2/FMA kernels, one thread) packs both operands on
+//! every call; on CPUs with AVX-512 this module instead streams the kernel's
+//! rows straight from memory into a register block of 6 rows × 64 columns
+//! (24 vector accumulators), and splits the rows of larger products across
+//! the two threads of [`super::pool`]. Everything else — other CPUs, a
+//! right-hand side whose rows are not contiguous, operands too large to stay
+//! in cache — goes to `ndarray::linalg::general_mat_mul`.
+//!
+//! Each output element is a fused multiply-add chain over the inner axis in
+//! order, so results differ from `matrixmultiply`'s only by rounding.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+
+use super::pool;
+
+/// Products with at least this many multiply-adds use both threads.
+const SPLIT_WORK: usize = 1 << 17;
+
+/// Right-hand sides up to this many bytes are streamed from cache.
+const MAX_STREAMED_RHS: usize = 1 << 20;
+
+/// `a @ b` as a new array.
+pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
+    let mut c = Array2::<f32>::zeros((a.nrows(), b.ncols()));
+    matmul_into(a, b, c.view_mut());
+    c
+}
+
+/// `c = a @ b`.
+pub fn matmul_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    debug_assert_eq!(b.nrows(), k);
+    debug_assert_eq!(c.dim(), (m, n));
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx512::usable(&b, &c) {
+        let work = m.saturating_mul(k).saturating_mul(n);
+        if work >= SPLIT_WORK && m >= 12 && pool::parallel() {
+            // Split the rows at a multiple of the register block height.
+            let mid = (m / 2).div_ceil(avx512::ROWS) * avx512::ROWS;
+            let mid = mid.min(m);
+            let (a1, a2) = a.split_at(Axis(0), mid);
+            let (c1, c2) = c.split_at(Axis(0), mid);
+            pool::join(|| avx512::run(a1, b, c1), || avx512::run(a2, b, c2));
+        } else {
+            avx512::run(a, b, c);
+        }
+        return;
+    }
+    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use ndarray::{ArrayView2, ArrayViewMut2};
+
+    use super::MAX_STREAMED_RHS;
+
+    /// Rows of the register block.
+    pub const ROWS: usize = 6;
+    /// Vectors (of 16 floats) per row of the register block.
+    const VECS: usize = 4;
+
+    /// True when this CPU has AVX-512 and the operands suit the kernel:
+    /// unit column stride for `b` and `c`, `b` small enough for the cache.
+    pub fn usable(b: &ArrayView2<'_, f32>, c: &ArrayViewMut2<'_, f32>) -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && (b.ncols() == 1 || b.strides()[1] == 1)
+            && (c.ncols() == 1 || c.strides()[1] == 1)
+            && b.len().saturating_mul(4) <= MAX_STREAMED_RHS
+            && b.strides()[0] >= 0
+            && c.strides()[0] >= 0
+    }
+
+    /// `c = a @ b` (operands as checked by [`usable`]).
+    pub fn run(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>) {
+        let (m, k) = a.dim();
+        let n = b.ncols();
+        if m == 0 {
+            return;
+        }
+        let sa = a.strides();
+        let p = Operands {
+            k,
+            a: a.as_ptr(),
+            rsa: sa[0],
+            csa: sa[1],
+            b: b.as_ptr(),
+            ldb: b.strides()[0],
+            c: c.as_mut_ptr(),
+            ldc: c.strides()[0],
+        };
+        // SAFETY: `usable` checked the CPU feature; the pointers and strides
+        // come from live views of the stated shapes, and the kernel touches
+        // only elements inside them (the last column block is masked).
+        unsafe { product(&p, m, n) }
+    }
+
+    /// Raw operands of one product: `a` is `m × k` with strides `rsa`,
+    /// `csa`; `b` is `k × n` with row stride `ldb`; `c` is `m × n` with row
+    /// stride `ldc`.
+    struct Operands {
+        k: usize,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        ldb: isize,
+        c: *mut f32,
+        ldc: isize,
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn product(p: &Operands, m: usize, n: usize) {
+        let mut j = 0;
+        while j < n {
+            let cols = (n - j).min(16 * VECS);
+            let vecs = cols.div_ceil(16);
+            let rem = cols - (vecs - 1) * 16;
+            let tail: __mmask16 = if rem == 16 { 0xffff } else { (1u16 << rem) - 1 };
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(ROWS);
+                // SAFETY: rows i..i+rows and columns j..j+cols are inside
+                // the operands.
+                unsafe {
+                    match (rows, vecs) {
+                        (6, 4) => block::<6, 4>(p, i, j, tail),
+                        (6, 3) => block::<6, 3>(p, i, j, tail),
+                        (6, 2) => block::<6, 2>(p, i, j, tail),
+                        (6, 1) => block::<6, 1>(p, i, j, tail),
+                        (r, 4) => rows_one_by_one::<4>(p, i, r, j, tail),
+                        (r, 3) => rows_one_by_one::<3>(p, i, r, j, tail),
+                        (r, 2) => rows_one_by_one::<2>(p, i, r, j, tail),
+                        (r, _) => rows_one_by_one::<1>(p, i, r, j, tail),
+                    }
+                }
+                i += rows;
+            }
+            j += cols;
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_one_by_one<const V: usize>(
+        p: &Operands,
+        i: usize,
+        rows: usize,
+        j: usize,
+        tail: __mmask16,
+    ) {
+        for r in 0..rows {
+            // SAFETY: forwarded from the caller.
+            unsafe { block::<1, V>(p, i + r, j, tail) }
+        }
+    }
+
+    /// Rows `i..i+R`, columns `j..j+16·V` (the last vector masked by
+    /// `tail`) of `c = a @ b`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block<const R: usize, const V: usize>(
+        p: &Operands,
+        i: usize,
+        j: usize,
+        tail: __mmask16,
+    ) {
+        let mask = |v: usize| if v + 1 == V { tail } else { 0xffff };
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        // SAFETY (whole body): element (r, q) of `a` is at
+        // a + r·rsa + q·csa, row q of `b` at b + q·ldb, row r of `c` at
+        // c + r·ldc; all indices stay inside the operands, and masked
+        // loads/stores touch only the columns below `n`.
+        unsafe {
+            let a0 = p.a.offset(i as isize * p.rsa);
+            let b0 = p.b.add(j);
+            for q in 0..p.k {
+                let brow = b0.offset(q as isize * p.ldb);
+                let mut bv = [_mm512_setzero_ps(); V];
+                for (v, slot) in bv.iter_mut().enumerate() {
+                    *slot = _mm512_maskz_loadu_ps(mask(v), brow.add(16 * v));
+                }
+                let acol = a0.offset(q as isize * p.csa);
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*acol.offset(r as isize * p.rsa));
+                    for (slot, b) in row.iter_mut().zip(bv) {
+                        *slot = _mm512_fmadd_ps(av, b, *slot);
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                let crow = p.c.offset((i + r) as isize * p.ldc).add(j);
+                for (v, value) in row.iter().enumerate() {
+                    _mm512_mask_storeu_ps(crow.add(16 * v), mask(v), *value);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, ShapeBuilder};
+
+    /// The product in f64, and the sums of |terms| (the scale of rounding).
+    fn reference(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> (Array2<f32>, Array2<f32>) {
+        let (m, k) = a.dim();
+        let terms =
+            |i: usize, j: usize| (0..k).map(move |q| f64::from(a[[i, q]]) * f64::from(b[[q, j]]));
+        (
+            Array2::from_shape_fn((m, b.ncols()), |(i, j)| terms(i, j).sum::<f64>() as f32),
+            Array2::from_shape_fn((m, b.ncols()), |(i, j)| {
+                terms(i, j).map(f64::abs).sum::<f64>() as f32
+            }),
+        )
+    }
+
+    /// Largest error relative to max(1, Σ|terms|).
+    fn error(c: &Array2<f32>, (r, scale): &(Array2<f32>, Array2<f32>)) -> f32 {
+        c.iter()
+            .zip(r)
+            .zip(scale)
+            .fold(0f32, |e, ((c, r), s)| e.max((c - r).abs() / s.max(1.0)))
+    }
+
+    fn filled(shape: (usize, usize), seed: usize) -> Array2<f32> {
+        Array2::from_shape_fn(shape, |(i, j)| {
+            ((i * 31 + j * 17 + seed * 7) % 23) as f32 / 11.0 - 1.0
+        })
+    }
+
+    #[test]
+    fn products_match_a_reference_for_all_edge_shapes() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (5, 3, 7),
+            (6, 8, 16),
+            (7, 9, 17),
+            (13, 5, 64),
+            (32, 784, 64),
+            (32, 64, 32),
+            (32, 32, 10),
+            (3, 7, 130),
+            (784, 32, 64),
+            (20, 0, 5),
+            (0, 4, 5),
+        ] {
+            // The rounding bound of a length-k dot product.
+            let tol = k.max(1) as f32 * f32::EPSILON;
+            let a = filled((m, k), 1);
+            let b = filled((k, n), 2);
+            let c = matmul(a.view(), b.view());
+            let r0 = reference(a.view(), b.view());
+            let err = error(&c, &r0);
+            assert!(err <= tol, "{m}x{k}x{n}: max error {err}");
+            // Transposed / strided left operand, as the backward pass uses.
+            let at = filled((k, m), 3);
+            let c = matmul(at.t(), b.view());
+            let r = reference(at.t(), b.view());
+            let err = error(&c, &r);
+            assert!(err <= tol, "{m}x{k}x{n} (transposed a): max error {err}");
+            // A column-major right operand takes the general path.
+            let bf = Array2::from_shape_vec((k, n).f(), b.t().iter().copied().collect()).unwrap();
+            let c = matmul(a.view(), bf.view());
+            let err = error(&c, &r0);
+            assert!(err <= tol, "{m}x{k}x{n} (f-order b): {err}");
+        }
+    }
+
+    #[test]
+    fn products_into_column_blocks_of_a_wider_output() {
+        let a = filled((40, 30), 4);
+        let b = filled((30, 50), 5);
+        let mut c = Array2::<f32>::from_elem((40, 80), 9.0);
+        matmul_into(a.view(), b.view(), c.slice_mut(ndarray::s![.., 10..60]));
+        let r = reference(a.view(), b.view());
+        let err = error(&c.slice(ndarray::s![.., 10..60]).to_owned(), &r);
+        assert!(err <= 1e-6, "{err}");
+        assert!(c.slice(ndarray::s![.., ..10]).iter().all(|&v| v == 9.0));
+        assert!(c.slice(ndarray::s![.., 60..]).iter().all(|&v| v == 9.0));
+    }
+}

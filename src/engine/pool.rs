@@ -1,0 +1,241 @@
+//! A second thread that is always ready: `join(a, b)` runs `b` on it while
+//! the caller runs `a`.
+//!
+//! A training step at batch size 32 is a few dozen microseconds of work, so
+//! splitting it over both cores pays only if handing work over costs far
+//! less than that. A general pool puts idle workers to sleep and wakes them
+//! per task (`rayon::join` per product made an epoch slower, not faster);
+//! this worker instead spins for a while after each task, so the next one,
+//! microseconds later, starts at once. After [`SPIN`] idle rounds it parks
+//! and costs nothing.
+//!
+//! One caller uses the worker at a time; a concurrent caller (for example
+//! from inside a rayon task) simply runs both closures itself.
+
+use std::cell::UnsafeCell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::thread::Thread;
+
+/// Idle spin rounds before the worker parks (each a `spin_loop` hint, some
+/// tens of nanoseconds: well over the gap between two training steps).
+const SPIN: u32 = 1 << 16;
+
+const IDLE: u8 = 0;
+const POSTED: u8 = 1;
+const DONE: u8 = 2;
+const PANICKED: u8 = 3;
+
+type Job = *mut (dyn FnMut() + Send);
+
+struct Worker {
+    /// Held by the caller that owns the worker for one `join`.
+    busy: AtomicBool,
+    state: AtomicU8,
+    sleeping: AtomicBool,
+    job: UnsafeCell<Option<Job>>,
+    thread: Thread,
+}
+
+// SAFETY: `job` is written only by the caller holding `busy` before it
+// publishes `POSTED` (Release) and read only by the worker after it sees
+// `POSTED` (Acquire); the caller waits for `DONE` before the closure it points
+// to goes out of scope.
+unsafe impl Sync for Worker {}
+unsafe impl Send for Worker {}
+
+fn worker() -> Option<&'static Worker> {
+    static WORKER: OnceLock<Option<&'static Worker>> = OnceLock::new();
+    *WORKER.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if cores < 2 {
+            return None;
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<&'static Worker>();
+        let handle = std::thread::Builder::new()
+            .name("kerasrs-worker".into())
+            .spawn(move || {
+                let Ok(w) = rx.recv() else { return };
+                run_worker(w)
+            })
+            .ok()?;
+        let w: &'static Worker = Box::leak(Box::new(Worker {
+            busy: AtomicBool::new(false),
+            state: AtomicU8::new(IDLE),
+            sleeping: AtomicBool::new(false),
+            job: UnsafeCell::new(None),
+            thread: handle.thread().clone(),
+        }));
+        tx.send(w).ok()?;
+        Some(w)
+    })
+}
+
+fn run_worker(w: &'static Worker) {
+    loop {
+        let mut spins = 0u32;
+        while w.state.load(Ordering::Acquire) != POSTED {
+            if spins < SPIN {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                w.sleeping.store(true, Ordering::SeqCst);
+                if w.state.load(Ordering::SeqCst) != POSTED {
+                    std::thread::park();
+                }
+                w.sleeping.store(false, Ordering::SeqCst);
+                spins = 0;
+            }
+        }
+        // SAFETY: see `Worker`; the caller keeps the closure alive until it
+        // sees DONE or PANICKED.
+        let job = unsafe { (*w.job.get()).take() };
+        let outcome = match job {
+            Some(f) => catch_unwind(AssertUnwindSafe(|| unsafe { (*f)() })),
+            None => Ok(()),
+        };
+        let end = if outcome.is_ok() { DONE } else { PANICKED };
+        w.state.store(end, Ordering::Release);
+    }
+}
+
+/// Waits for the worker's half of a `join`, also when the caller's own half
+/// panics (the worker's closure borrows the caller's stack).
+struct Wait<'a>(&'a Worker);
+
+impl Wait<'_> {
+    fn finish(&self) -> bool {
+        loop {
+            match self.0.state.load(Ordering::Acquire) {
+                DONE | PANICKED => break,
+                _ => std::hint::spin_loop(),
+            }
+        }
+        let panicked = self.0.state.load(Ordering::Acquire) == PANICKED;
+        self.0.state.store(IDLE, Ordering::Release);
+        panicked
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        if self.0.state.load(Ordering::Acquire) != IDLE {
+            self.finish();
+        }
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+/// True when a second thread is available to [`join`].
+pub fn parallel() -> bool {
+    worker().is_some()
+}
+
+/// Run `a` on this thread and `b` on the worker, returning when both are
+/// done. Without a worker, or while another caller has it, runs `a` then
+/// `b` here. A panic in either closure is propagated after both ended.
+pub fn join<A, B>(a: A, b: B)
+where
+    A: FnOnce(),
+    B: FnOnce() + Send,
+{
+    let Some(w) = worker() else {
+        a();
+        b();
+        return;
+    };
+    if w.busy
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        a();
+        b();
+        return;
+    }
+    let mut b = Some(b);
+    let mut call = move || {
+        if let Some(b) = b.take() {
+            b()
+        }
+    };
+    let job: *mut (dyn FnMut() + Send + '_) = &mut call;
+    // SAFETY: the lifetime is erased only for the hand-over; `Wait` makes
+    // sure the worker is done with `call` before this frame ends.
+    let job: Job = unsafe { std::mem::transmute(job) };
+    unsafe { *w.job.get() = Some(job) };
+    let wait = Wait(w);
+    w.state.store(POSTED, Ordering::SeqCst);
+    if w.sleeping.load(Ordering::SeqCst) {
+        w.thread.unpark();
+    }
+    a();
+    if wait.finish() {
+        drop(wait);
+        resume_unwind(Box::new("a task on the worker thread panicked"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_halves_run_and_see_their_borrows() {
+        for round in 0..2000usize {
+            let mut left = vec![0usize; 64];
+            let mut right = vec![0usize; 64];
+            join(
+                || left.iter_mut().for_each(|v| *v = round),
+                || right.iter_mut().for_each(|v| *v = round + 1),
+            );
+            assert!(left.iter().all(|&v| v == round));
+            assert!(right.iter().all(|&v| v == round + 1));
+        }
+    }
+
+    #[test]
+    fn a_parked_worker_wakes_up() {
+        let mut x = 0;
+        join(|| {}, || x = 1);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut y = 0;
+        join(|| {}, || y = 2);
+        assert_eq!((x, y), (1, 2));
+    }
+
+    #[test]
+    fn concurrent_callers_fall_back_to_running_both() {
+        use std::sync::atomic::AtomicUsize;
+        let count = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..500 {
+                        join(
+                            || {
+                                count.fetch_add(1, Ordering::Relaxed);
+                            },
+                            || {
+                                count.fetch_add(1, Ordering::Relaxed);
+                            },
+                        );
+                    }
+                });
+            }
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 4000);
+    }
+
+    #[test]
+    fn a_panic_on_the_worker_reaches_the_caller_and_the_worker_survives() {
+        if !parallel() {
+            return;
+        }
+        let r = catch_unwind(|| join(|| {}, || panic!("boom")));
+        assert!(r.is_err());
+        let mut x = 0;
+        join(|| {}, || x = 7);
+        assert_eq!(x, 7);
+    }
+}
