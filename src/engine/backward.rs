@@ -282,11 +282,11 @@ pub fn train_step<R: Rng>(
     let mut grads = Vec::with_capacity(vars.len());
     for v in vars {
         let (dw, db) = grads_by_layer[v.layer]
-            .as_ref()
+            .as_mut()
             .expect("every trainable layer got a gradient");
         let mut grad = match v.kind {
-            VarKind::Kernel => dw.clone().into_dyn(),
-            VarKind::Bias => db.clone().expect("bias gradient").into_dyn(),
+            VarKind::Kernel => std::mem::take(dw).into_dyn(),
+            VarKind::Bias => db.take().expect("bias gradient").into_dyn(),
         };
         let (reg, values) = var_regularizer(model, *v);
         if let Some(r) = reg {

@@ -27,7 +27,20 @@ const MAX_STREAMED_RHS: usize = 1 << 20;
 
 /// `a @ b` as a new array.
 pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
-    let mut c = Array2::<f32>::zeros((a.nrows(), b.ncols()));
+    let (m, n) = (a.nrows(), b.ncols());
+    #[cfg(target_arch = "x86_64")]
+    if a.ncols() > 0 && avx512::usable(&b) {
+        let len = m.checked_mul(n).expect("product shape fits in memory");
+        let mut values = Vec::<f32>::with_capacity(len);
+        // SAFETY: the buffer holds m × n values in row-major order and the
+        // kernel writes every one of them before `set_len`.
+        unsafe {
+            streamed(a, b, Out(values.as_mut_ptr()), n as isize);
+            values.set_len(len);
+        }
+        return Array2::from_shape_vec((m, n), values).expect("m × n values");
+    }
+    let mut c = Array2::<f32>::zeros((m, n));
     matmul_into(a, b, c.view_mut());
     c
 }
@@ -36,8 +49,8 @@ pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
 pub fn matmul_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>) {
     let (m, k) = a.dim();
     let n = b.ncols();
-    debug_assert_eq!(b.nrows(), k);
-    debug_assert_eq!(c.dim(), (m, n));
+    assert_eq!(b.nrows(), k, "inner dimensions of a product");
+    assert_eq!(c.dim(), (m, n), "shape of a product's output");
     if m == 0 || n == 0 {
         return;
     }
@@ -46,52 +59,77 @@ pub fn matmul_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayV
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if avx512::usable(&b, &c) {
-        let work = m.saturating_mul(k).saturating_mul(n);
-        if work >= SPLIT_WORK && m >= 12 && pool::parallel() {
-            // Split the rows at a multiple of the register block height.
-            let mid = (m / 2).div_ceil(avx512::ROWS) * avx512::ROWS;
-            let mid = mid.min(m);
-            let (a1, a2) = a.split_at(Axis(0), mid);
-            let (c1, c2) = c.split_at(Axis(0), mid);
-            pool::join(|| avx512::run(a1, b, c1), || avx512::run(a2, b, c2));
-        } else {
-            avx512::run(a, b, c);
-        }
+    if avx512::usable(&b) && (n == 1 || c.strides()[1] == 1) {
+        let ldc = c.strides()[0];
+        // SAFETY: `c` is a live m × n view with unit column stride.
+        unsafe { streamed(a, b, Out(c.as_mut_ptr()), ldc) };
         return;
     }
     general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+}
+
+/// The output of a product: `m × n` values with unit column stride.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: the two halves of a split product write disjoint rows.
+unsafe impl Send for Out {}
+
+/// `c = a @ b` through the AVX-512 kernel, the rows split over both threads
+/// when the product is large enough.
+///
+/// # Safety
+/// `avx512::usable(&b)` holds, `a.ncols() == b.nrows() > 0`, and `c`
+/// points to `a.nrows()` rows of `b.ncols()` writable values, `ldc` apart.
+#[cfg(target_arch = "x86_64")]
+unsafe fn streamed(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: Out, ldc: isize) {
+    let (m, k) = a.dim();
+    let work = m.saturating_mul(k).saturating_mul(b.ncols());
+    if work >= SPLIT_WORK && m >= 12 && pool::parallel() {
+        // Split the rows at a multiple of the register block height.
+        let mid = ((m / 2).div_ceil(avx512::ROWS) * avx512::ROWS).min(m);
+        let (a1, a2) = a.split_at(Axis(0), mid);
+        // SAFETY: row `mid` of `c` is inside it.
+        let c2 = Out(unsafe { c.0.offset(mid as isize * ldc) });
+        pool::join(
+            // SAFETY: each half writes its own rows.
+            || unsafe { avx512::run(a1, b, c, ldc) },
+            move || unsafe { avx512::run(a2, b, c2, ldc) },
+        );
+    } else {
+        // SAFETY: forwarded from the caller.
+        unsafe { avx512::run(a, b, c, ldc) }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use ndarray::{ArrayView2, ArrayViewMut2};
+    use ndarray::ArrayView2;
 
-    use super::MAX_STREAMED_RHS;
+    use super::{MAX_STREAMED_RHS, Out};
 
     /// Rows of the register block.
     pub const ROWS: usize = 6;
     /// Vectors (of 16 floats) per row of the register block.
     const VECS: usize = 4;
 
-    /// True when this CPU has AVX-512 and the operands suit the kernel:
-    /// unit column stride for `b` and `c`, `b` small enough for the cache.
-    pub fn usable(b: &ArrayView2<'_, f32>, c: &ArrayViewMut2<'_, f32>) -> bool {
+    /// True when this CPU has AVX-512 and `b` suits the kernel: unit
+    /// column stride, small enough to stay in cache.
+    pub fn usable(b: &ArrayView2<'_, f32>) -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
             && (b.ncols() == 1 || b.strides()[1] == 1)
-            && (c.ncols() == 1 || c.strides()[1] == 1)
             && b.len().saturating_mul(4) <= MAX_STREAMED_RHS
-            && b.strides()[0] >= 0
-            && c.strides()[0] >= 0
     }
 
-    /// `c = a @ b` (operands as checked by [`usable`]).
-    pub fn run(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>) {
+    /// `c = a @ b`.
+    ///
+    /// # Safety
+    /// As [`super::streamed`].
+    pub unsafe fn run(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: Out, ldc: isize) {
         let (m, k) = a.dim();
         let n = b.ncols();
-        if m == 0 {
+        if m == 0 || n == 0 {
             return;
         }
         let sa = a.strides();
@@ -102,12 +140,13 @@ mod avx512 {
             csa: sa[1],
             b: b.as_ptr(),
             ldb: b.strides()[0],
-            c: c.as_mut_ptr(),
-            ldc: c.strides()[0],
+            c: c.0,
+            ldc,
         };
         // SAFETY: `usable` checked the CPU feature; the pointers and strides
-        // come from live views of the stated shapes, and the kernel touches
-        // only elements inside them (the last column block is masked).
+        // come from live views of the stated shapes (and the caller's
+        // output), and the kernel touches only elements inside them (the
+        // last column block is masked).
         unsafe { product(&p, m, n) }
     }
 

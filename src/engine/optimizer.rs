@@ -167,6 +167,9 @@ pub struct Optimizer {
     arithmetic: Arithmetic,
 }
 
+/// Variables with at least this many values are updated on two threads.
+const PARALLEL_UPDATE: usize = 1 << 13;
+
 impl Optimizer {
     /// The optimizer identifiers kerasrs supports (Keras's
     /// `keras.optimizers.get` names, case-insensitive).
@@ -618,8 +621,32 @@ impl Optimizer {
             .zip(&mut self.slots)
             .zip(&scales)
         {
-            let g = rules::Grad { raw: g, scale };
-            rules::update_step(&self.kind, &step, self.u_product, p, g, slots);
+            // Every rule is elementwise, so a large variable is updated in
+            // two halves, one on each thread.
+            let (kind, u_product) = (&self.kind, self.u_product);
+            let n = p.len();
+            let mut slots: Vec<&mut [f32]> = slots.iter_mut().map(Vec::as_mut_slice).collect();
+            if n >= PARALLEL_UPDATE && super::pool::parallel() {
+                let mid = n / 2;
+                let (p1, p2) = p.split_at_mut(mid);
+                let (g1, g2) = g.split_at(mid);
+                let (mut s1, mut s2): (Vec<&mut [f32]>, Vec<&mut [f32]>) =
+                    slots.into_iter().map(|s| s.split_at_mut(mid)).unzip();
+                let step = &step;
+                super::pool::join(
+                    || {
+                        let g = rules::Grad { raw: g1, scale };
+                        rules::update_step(kind, step, u_product, p1, g, &mut s1)
+                    },
+                    || {
+                        let g = rules::Grad { raw: g2, scale };
+                        rules::update_step(kind, step, u_product, p2, g, &mut s2)
+                    },
+                );
+            } else {
+                let g = rules::Grad { raw: g, scale };
+                rules::update_step(kind, &step, u_product, p, g, &mut slots);
+            }
         }
         // Leave the clipped gradients in `grads`.
         for (g, scale) in grads.iter_mut().zip(scales) {

@@ -48,8 +48,10 @@ unsafe impl Send for Worker {}
 fn worker() -> Option<&'static Worker> {
     static WORKER: OnceLock<Option<&'static Worker>> = OnceLock::new();
     *WORKER.get_or_init(|| {
+        // One thread when the machine has one core or the user asked for
+        // one (`RAYON_NUM_THREADS=1` limits every thread kerasrs starts).
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        if cores < 2 {
+        if cores < 2 || rayon::current_num_threads() < 2 {
             return None;
         }
         let (tx, rx) = std::sync::mpsc::channel::<&'static Worker>();

@@ -178,8 +178,8 @@ impl Regularizer {
     /// skipped, as in `L1L2.__call__`. Sums accumulate in f64 and are rounded
     /// once, which is as close as f32 gets to XLA's tree reductions.
     pub fn penalty(self, x: ArrayViewD<'_, f32>) -> Result<f32> {
-        let abs_sum = || sum_f64(&x, |v| f64::from(v.abs())) as f32;
-        let sq_sum = || sum_f64(&x, |v| f64::from(v * v)) as f32;
+        let abs_sum = || sum_f64(&x, f32::abs) as f32;
+        let sq_sum = || sum_f64(&x, |v| v * v) as f32;
         Ok(match self {
             Regularizer::L1 { l1 } => (l1 as f32) * abs_sum(),
             Regularizer::L2 { l2 } => (l2 as f32) * sq_sum(),
@@ -272,15 +272,26 @@ impl Regularizer {
     }
 }
 
-/// Sum `f(v)` over `x` in f64, in chunks of f64 partial sums (fast on a
-/// contiguous slice, any order otherwise).
-fn sum_f64(x: &ArrayViewD<'_, f32>, f: impl Fn(f32) -> f64) -> f64 {
+/// Sum the non-negative `f(v)` over `x`: on a contiguous slice, blocks of
+/// 256 values are summed in 16 float32 lanes (16 terms each: relative error
+/// below 1e-6) and the block sums in f64; otherwise in f64, in order.
+fn sum_f64(x: &ArrayViewD<'_, f32>, f: impl Fn(f32) -> f32) -> f64 {
     match x.as_slice() {
-        Some(s) => s
-            .chunks(8)
-            .map(|c| c.iter().map(|&v| f(v)).sum::<f64>())
-            .sum(),
-        None => x.iter().map(|&v| f(v)).sum(),
+        Some(s) => {
+            let blocks = s.chunks_exact(256);
+            let mut total: f64 = blocks.remainder().iter().map(|&v| f64::from(f(v))).sum();
+            for block in blocks {
+                let mut lanes = [0f32; 16];
+                for c in block.chunks_exact(16) {
+                    for (lane, &v) in lanes.iter_mut().zip(c) {
+                        *lane += f(v);
+                    }
+                }
+                total += lanes.iter().map(|&l| f64::from(l)).sum::<f64>();
+            }
+            total
+        }
+        None => x.iter().map(|&v| f64::from(f(v))).sum(),
     }
 }
 

@@ -203,10 +203,10 @@ pub(super) fn nadam_u_product(u_product: f32, beta_1: f64, step: &Step) -> f32 {
 }
 
 /// Split the per-variable slots into the N the rule uses.
-fn slots_of<const N: usize>(slots: &mut [Vec<f32>]) -> [&mut [f32]; N] {
+fn slots_of<'s, const N: usize>(slots: &'s mut [&mut [f32]]) -> [&'s mut [f32]; N] {
     let mut iter = slots.iter_mut();
     std::array::from_fn(|_| match iter.next() {
-        Some(s) => s.as_mut_slice(),
+        Some(s) => &mut **s,
         None => panic!("optimizer slot missing: the optimizer was not built for this rule"),
     })
 }
@@ -218,7 +218,7 @@ pub(super) fn update_step(
     u_product: f32,
     p: &mut [f32],
     g: Grad<'_>,
-    slots: &mut [Vec<f32>],
+    slots: &mut [&mut [f32]],
 ) {
     let (lr, a) = (step.lr, step.arith);
     match *kind {
@@ -345,7 +345,7 @@ fn sgd(
     nesterov: bool,
     p: &mut [f32],
     g: Grad<'_>,
-    slots: &mut [Vec<f32>],
+    slots: &mut [&mut [f32]],
 ) {
     let (lr, a) = (step.lr, step.arith);
     if momentum == 0.0 {
@@ -382,7 +382,7 @@ fn adam(
     amsgrad: bool,
     p: &mut [f32],
     g: Grad<'_>,
-    slots: &mut [Vec<f32>],
+    slots: &mut [&mut [f32]],
 ) {
     let a = step.arith;
     let beta_1_power = c(beta_1).powf(step.local_step);
@@ -421,7 +421,7 @@ fn rmsprop(
     centered: bool,
     p: &mut [f32],
     g: Grad<'_>,
-    slots: &mut [Vec<f32>],
+    slots: &mut [&mut [f32]],
 ) {
     let (lr, a) = (step.lr, step.arith);
     let (r, one_minus_r, eps, mom) = (c(rho), c(1.0 - rho), c(epsilon), c(momentum));
@@ -467,7 +467,7 @@ fn nadam(
     epsilon: f64,
     p: &mut [f32],
     g: Grad<'_>,
-    slots: &mut [Vec<f32>],
+    slots: &mut [&mut [f32]],
 ) {
     let a = step.arith;
     let [m, v] = slots_of(slots);
