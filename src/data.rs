@@ -160,6 +160,9 @@ pub struct F32Data {
     store: Store,
     /// Index of this array's first element in the store.
     first: usize,
+    /// The whole array's first non-finite value, when a scan of the file
+    /// already found it (`Some(None)`: all values are finite).
+    scanned: Option<Option<usize>>,
 }
 
 #[derive(Clone)]
@@ -200,6 +203,7 @@ impl From<ArrayD<f32>> for F32Data {
             shape,
             store: Store::Owned(Arc::new(values)),
             first: 0,
+            scanned: None,
         }
     }
 }
@@ -263,6 +267,7 @@ impl F32Data {
             shape,
             store: self.store.clone(),
             first: self.first + lo * self.row_len(),
+            scanned: None,
         }
     }
 
@@ -291,6 +296,9 @@ impl F32Data {
     /// Index (in C order) of the first NaN or infinite value. Large arrays
     /// are scanned on all threads.
     pub fn first_non_finite(&self) -> Option<usize> {
+        if let Some(found) = self.scanned {
+            return found;
+        }
         const CHUNK: usize = 1 << 16;
         match self.parts() {
             Err(values) => {
@@ -331,6 +339,17 @@ impl F32Data {
     /// their offset in it, so that float32 data can stay where it is.
     fn from_npy(bytes: &[u8], mapped: Option<(&Arc<Mmap>, usize)>) -> Result<F32Data> {
         let header = parse_npy_header(bytes)?;
+        Self::from_parsed(bytes, header, mapped, None)
+    }
+
+    /// [`F32Data::from_npy`] with the header parsed and, for mapped data,
+    /// the result of a scan for non-finite values.
+    fn from_parsed(
+        bytes: &[u8],
+        header: NpyHeader,
+        mapped: Option<(&Arc<Mmap>, usize)>,
+        scanned: Option<Option<usize>>,
+    ) -> Result<F32Data> {
         let plain_f32 = header.descr == "<f4" && !header.fortran_order;
         match mapped {
             Some((map, offset)) if plain_f32 => Ok(F32Data {
@@ -340,6 +359,7 @@ impl F32Data {
                     start: offset + header.data_start,
                 },
                 first: 0,
+                scanned,
             }),
             _ if plain_f32 => Ok(F32Data {
                 shape: header.shape,
@@ -350,6 +370,7 @@ impl F32Data {
                         .collect(),
                 )),
                 first: 0,
+                scanned: None,
             }),
             _ => npy_f32_from_bytes(bytes).map(F32Data::from),
         }
@@ -410,6 +431,36 @@ pub fn read_npz_data(path: &Path, key: &str) -> Result<F32Data> {
     .map_err(|e| e.in_file(path))
 }
 
+/// The CRC-32 of a stored `.npy` member and, for float32 data, where its
+/// first non-finite value is: one pass over the bytes, in chunks spread over
+/// the threads (the data is read from memory once for both).
+fn checksum_and_scan(bytes: &[u8], header: &NpyHeader) -> (u32, Option<Option<usize>>) {
+    const CHUNK: usize = 1 << 20;
+    let (head, data) = bytes.split_at(header.data_start);
+    let plain_f32 = header.descr == "<f4" && !header.fortran_order;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(head);
+    let parts: Vec<(crc32fast::Hasher, Option<usize>)> = data
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(chunk);
+            let bad = (plain_f32 && bytes_have_non_finite(chunk))
+                .then(|| chunk.chunks_exact(4).position(bytes_have_non_finite))
+                .flatten();
+            (h, bad)
+        })
+        .collect();
+    let mut first = None;
+    for (i, (h, bad)) in parts.iter().enumerate() {
+        crc.combine(h);
+        if first.is_none() {
+            first = bad.map(|b| i * CHUNK / 4 + b);
+        }
+    }
+    (crc.finalize(), plain_f32.then_some(first))
+}
+
 fn read_npz_from<R: std::io::Read + std::io::Seek>(
     reader: R,
     map: Option<&Arc<Mmap>>,
@@ -453,14 +504,16 @@ fn read_npz_from<R: std::io::Read + std::io::Seek>(
         let range = start.and_then(|s| Some(s..s.checked_add(usize::try_from(declared).ok()?)?));
         if let Some(range) = range.filter(|r| r.end <= map.len()) {
             let bytes = &map[range.clone()];
-            let crc = crc32fast::hash(bytes);
+            let header = parse_npy_header(bytes).map_err(in_member)?;
+            let (crc, scanned) = checksum_and_scan(bytes, &header);
             if crc != entry.crc32() {
                 return Err(in_member(Error::mismatch(
                     format!("CRC-32 {:08x}", entry.crc32()),
                     format!("{crc:08x}: the member is corrupt"),
                 )));
             }
-            return F32Data::from_npy(bytes, Some((map, range.start))).map_err(in_member);
+            return F32Data::from_parsed(bytes, header, Some((map, range.start)), scanned)
+                .map_err(in_member);
         }
     }
     let mut bytes = Vec::with_capacity(declared.min(1 << 30) as usize);
