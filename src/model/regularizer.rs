@@ -264,7 +264,17 @@ impl Regularizer {
         };
         match (grad.as_slice_mut(), x.as_slice()) {
             (Some(g), Some(w)) if g.len() == w.len() => {
-                g.iter_mut().zip(w).for_each(|(g, &w)| step(g, w));
+                let add = |g: &mut [f32], w: &[f32]| {
+                    g.iter_mut().zip(w).for_each(|(g, &w)| step(g, w));
+                };
+                if g.len() >= PARALLEL_LEN {
+                    let mid = g.len() / 2;
+                    let (g1, g2) = g.split_at_mut(mid);
+                    let (w1, w2) = w.split_at(mid);
+                    crate::engine::pool::join(|| add(g1, w1), || add(g2, w2));
+                } else {
+                    add(g, w);
+                }
             }
             _ => grad.iter_mut().zip(x.iter()).for_each(|(g, &w)| step(g, w)),
         }
@@ -275,25 +285,37 @@ impl Regularizer {
 /// Sum the non-negative `f(v)` over `x`: on a contiguous slice, blocks of
 /// 256 values are summed in 16 float32 lanes (16 terms each: relative error
 /// below 1e-6) and the block sums in f64; otherwise in f64, in order.
-fn sum_f64(x: &ArrayViewD<'_, f32>, f: impl Fn(f32) -> f32) -> f64 {
-    match x.as_slice() {
-        Some(s) => {
-            let blocks = s.chunks_exact(256);
-            let mut total: f64 = blocks.remainder().iter().map(|&v| f64::from(f(v))).sum();
-            for block in blocks {
-                let mut lanes = [0f32; 16];
-                for c in block.chunks_exact(16) {
-                    for (lane, &v) in lanes.iter_mut().zip(c) {
-                        *lane += f(v);
-                    }
+/// Large weights have their halves summed on two threads.
+fn sum_f64(x: &ArrayViewD<'_, f32>, f: impl Fn(f32) -> f32 + Sync) -> f64 {
+    let sum_slice = |s: &[f32]| {
+        let blocks = s.chunks_exact(256);
+        let mut total: f64 = blocks.remainder().iter().map(|&v| f64::from(f(v))).sum();
+        for block in blocks {
+            let mut lanes = [0f32; 16];
+            for c in block.chunks_exact(16) {
+                for (lane, &v) in lanes.iter_mut().zip(c) {
+                    *lane += f(v);
                 }
-                total += lanes.iter().map(|&l| f64::from(l)).sum::<f64>();
             }
-            total
+            total += lanes.iter().map(|&l| f64::from(l)).sum::<f64>();
         }
+        total
+    };
+    match x.as_slice() {
+        Some(s) if s.len() >= PARALLEL_LEN => {
+            // Split at a block boundary, so the blocks are the same.
+            let (lo, hi) = s.split_at(s.len() / 512 * 256);
+            let (mut a, mut b) = (0.0, 0.0);
+            crate::engine::pool::join(|| a = sum_slice(lo), || b = sum_slice(hi));
+            a + b
+        }
+        Some(s) => sum_slice(s),
         None => x.iter().map(|&v| f64::from(f(v))).sum(),
     }
 }
+
+/// Weights with at least this many values are handled on two threads.
+const PARALLEL_LEN: usize = 1 << 13;
 
 /// `backend.epsilon()`, the floor of `ops.normalize`'s denominator.
 const EPSILON: f32 = 1e-7;
