@@ -639,4 +639,74 @@ mod tests {
         assert_eq!(data.first_non_finite(), Some(300_003));
         assert_eq!(F32Data::from(x).first_non_finite(), Some(300_003));
     }
+
+    #[test]
+    fn compressed_fortran_and_float64_data_read_the_same() {
+        use ndarray::ShapeBuilder;
+        let dir = tempfile::tempdir().unwrap();
+        let x = ArrayD::from_shape_fn(IxDyn(&[4, 3]), |i| (i[0] * 3 + i[1]) as f32 * 0.5 - 1.0);
+        // Compressed members are inflated (and kept in memory).
+        let p = dir.path().join("c.npz");
+        let mut npz = ndarray_npy::NpzWriter::new_compressed(File::create(&p).unwrap());
+        npz.add_array("x", &x).unwrap();
+        npz.finish().unwrap();
+        let data = read_npz_data(&p, "x").unwrap();
+        assert!(format!("{data:?}").contains("in memory"), "{data:?}");
+        assert_eq!(data.to_array(), x);
+        // Fortran order and float64 are converted.
+        let f =
+            ndarray::Array2::from_shape_vec((4, 3).f(), x.t().iter().copied().collect()).unwrap();
+        assert_eq!(f.clone().into_dyn(), x);
+        let p = dir.path().join("f.npy");
+        ndarray_npy::write_npy(&p, &f).unwrap();
+        assert_eq!(read_npy_data(&p).unwrap().to_array(), x);
+        let p = dir.path().join("d.npy");
+        ndarray_npy::write_npy(&p, &x.mapv(f64::from)).unwrap();
+        assert_eq!(read_npy_data(&p).unwrap().to_array(), x);
+        // A plain float32 .npy is mapped.
+        let p = dir.path().join("x.npy");
+        ndarray_npy::write_npy(&p, &x).unwrap();
+        let data = read_npy_data(&p).unwrap();
+        assert!(format!("{data:?}").contains("mapped"), "{data:?}");
+        assert_eq!(data.to_array(), x);
+        // An empty file is an error naming it, not a crash.
+        let p = dir.path().join("empty.npy");
+        std::fs::write(&p, b"").unwrap();
+        let err = read_npy_data(&p).unwrap_err().to_string();
+        assert!(err.contains("empty.npy"), "{err}");
+    }
+
+    #[test]
+    fn mutated_and_truncated_npz_files_are_errors_not_crashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.npz");
+        let x = ArrayD::from_shape_fn(IxDyn(&[16, 4]), |i| i[0] as f32 - i[1] as f32);
+        write_npz(&p, &x);
+        let original = std::fs::read(&p).unwrap();
+        let q = dir.path().join("m.npz");
+        let mut state = 0x2545_f491_u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as usize
+        };
+        for round in 0..1500 {
+            let mut bytes = original.clone();
+            if round % 3 == 0 {
+                bytes.truncate(next() % bytes.len());
+            } else {
+                for _ in 0..1 + next() % 4 {
+                    let at = next() % bytes.len();
+                    bytes[at] = next() as u8;
+                }
+            }
+            std::fs::write(&q, &bytes).unwrap();
+            for key in ["x", "y"] {
+                if let Ok(d) = read_npz_data(&q, key) {
+                    let _ = (d.to_array(), d.first_non_finite());
+                }
+            }
+        }
+    }
 }
