@@ -8,12 +8,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
-use ndarray::{ArrayD, IxDyn};
+use std::mem::MaybeUninit;
+
+use ndarray::{Array2, ArrayD, Axis, IxDyn};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WriteNpyExt};
 use rayon::prelude::*;
 
 use crate::archive::atomic::write_atomic_with;
 use crate::error::{Error, Result};
+
+/// Batches with at least this many values are gathered on two threads.
+const PARALLEL_GATHER: usize = 1 << 14;
 
 /// Most bytes one `.npz` member may inflate to.
 const MAX_NPZ_MEMBER_BYTES: u64 = 32 << 30;
@@ -268,6 +273,47 @@ impl F32Data {
             store: self.store.clone(),
             first: self.first + lo * self.row_len(),
             scanned: None,
+        }
+    }
+
+    /// Rows `idx` (in that order) as a `[idx.len(), row_len]` array. For
+    /// large batches each thread copies one half of every row: the half of
+    /// the inputs that meets the half of the first kernel it works on (see
+    /// `engine::gemm`).
+    pub fn gather_rows(&self, idx: &[usize]) -> Array2<f32> {
+        let w = self.row_len();
+        let mut out = Array2::<f32>::uninit((idx.len(), w));
+        let fill = |mut part: ndarray::ArrayViewMut2<'_, MaybeUninit<f32>>, lo: usize| {
+            for (mut row, &i) in part.rows_mut().into_iter().zip(idx) {
+                let dst = row.as_slice_mut().expect("rows of a C-order array");
+                self.copy_part(i * w + lo, dst);
+            }
+        };
+        if idx.len() * w >= PARALLEL_GATHER && w >= 64 {
+            let (left, right) = out.view_mut().split_at(Axis(1), w / 2);
+            crate::engine::pool::join(|| fill(left, 0), || fill(right, w / 2));
+        } else {
+            fill(out.view_mut(), 0);
+        }
+        // SAFETY: every row of `out` was filled, both column halves.
+        unsafe { out.assume_init() }
+    }
+
+    /// Copy the values from element `from` on into `dst`.
+    fn copy_part(&self, from: usize, dst: &mut [MaybeUninit<f32>]) {
+        let n = dst.len();
+        match self.parts() {
+            Err(values) => {
+                for (d, &v) in dst.iter_mut().zip(&values[from..from + n]) {
+                    d.write(v);
+                }
+            }
+            Ok(bytes) => {
+                let src = &bytes[from * 4..(from + n) * 4];
+                for (d, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                    d.write(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                }
+            }
         }
     }
 

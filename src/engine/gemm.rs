@@ -22,6 +22,10 @@ use super::pool;
 /// Products with at least this many multiply-adds use both threads.
 const SPLIT_WORK: usize = 1 << 17;
 
+/// Products with fewer rows than this (and an inner axis at least twice as
+/// long) are split along the inner axis.
+const SHORT_ROWS: usize = 64;
+
 /// Right-hand sides up to this many bytes are streamed from cache.
 const MAX_STREAMED_RHS: usize = 1 << 20;
 
@@ -83,10 +87,36 @@ unsafe impl Send for Out {}
 #[cfg(target_arch = "x86_64")]
 unsafe fn streamed(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: Out, ldc: isize) {
     let (m, k) = a.dim();
-    let work = m.saturating_mul(k).saturating_mul(b.ncols());
-    if work >= SPLIT_WORK && m >= 12 && pool::parallel() {
-        // Split the rows at a multiple of the register block height.
-        let mid = ((m / 2).div_ceil(avx512::ROWS) * avx512::ROWS).min(m);
+    let n = b.ncols();
+    let work = m.saturating_mul(k).saturating_mul(n);
+    if work >= SPLIT_WORK && m < SHORT_ROWS && k >= 2 * SHORT_ROWS {
+        // Few rows, long inner axis (a training batch against a wide
+        // kernel): each thread takes half of the inner axis, i.e. half of
+        // the kernel's rows: the half it also updates in the optimizer and
+        // whose batch columns it copied, so no large operand moves between
+        // cores. The halves are summed: `c = a₁b₁ + a₂b₂`, the same
+        // arithmetic with one thread or two.
+        let kh = k / 2;
+        let (a1, a2) = a.split_at(Axis(1), kh);
+        let (b1, b2) = b.split_at(Axis(0), kh);
+        let len = m * n;
+        let mut upper = Vec::<f32>::with_capacity(len);
+        let upper_out = Out(upper.as_mut_ptr());
+        pool::join(
+            // SAFETY: `c` holds m rows of n values; `upper` holds m × n.
+            || unsafe { avx512::run(a1, b1, c, ldc) },
+            move || unsafe { avx512::run(a2, b2, upper_out, n as isize) },
+        );
+        // SAFETY: the kernel wrote all m × n values of `upper`.
+        unsafe { upper.set_len(len) };
+        for (i, row) in upper.chunks_exact(n.max(1)).enumerate() {
+            // SAFETY: row i of `c` has n values, `ldc` apart from the next.
+            let out = unsafe { std::slice::from_raw_parts_mut(c.0.offset(i as isize * ldc), n) };
+            out.iter_mut().zip(row).for_each(|(o, &u)| *o += u);
+        }
+    } else if work >= SPLIT_WORK && m >= 12 && pool::parallel() {
+        // Many rows: each thread takes half of them.
+        let mid = m / 2;
         let (a1, a2) = a.split_at(Axis(0), mid);
         // SAFETY: row `mid` of `c` is inside it.
         let c2 = Out(unsafe { c.0.offset(mid as isize * ldc) });

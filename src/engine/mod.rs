@@ -3,6 +3,7 @@
 
 pub mod backward;
 pub mod forward;
+pub mod fpmode;
 pub mod gemm;
 pub mod loss;
 pub mod metrics;

@@ -9,7 +9,8 @@
 //! microseconds later, starts at once. After [`SPIN`] idle rounds it parks
 //! and costs nothing.
 //!
-//! One caller uses the worker at a time; a concurrent caller (for example
+//! The worker runs each closure in the caller's floating-point mode (see
+//! [`super::fpmode`]). One caller uses the worker at a time; a concurrent caller (for example
 //! from inside a rayon task) simply runs both closures itself.
 
 use std::cell::UnsafeCell;
@@ -17,6 +18,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::thread::Thread;
+
+use super::fpmode::Mode;
 
 /// Idle spin rounds before the worker parks (each a `spin_loop` hint, some
 /// tens of nanoseconds: well over the gap between two training steps).
@@ -34,7 +37,8 @@ struct Worker {
     busy: AtomicBool,
     state: AtomicU8,
     sleeping: AtomicBool,
-    job: UnsafeCell<Option<Job>>,
+    /// The job and the caller's floating-point mode, which the job runs in.
+    job: UnsafeCell<Option<(Job, Mode)>>,
     thread: Thread,
 }
 
@@ -94,7 +98,10 @@ fn run_worker(w: &'static Worker) {
         // sees DONE or PANICKED.
         let job = unsafe { (*w.job.get()).take() };
         let outcome = match job {
-            Some(f) => catch_unwind(AssertUnwindSafe(|| unsafe { (*f)() })),
+            Some((f, mode)) => {
+                mode.apply();
+                catch_unwind(AssertUnwindSafe(|| unsafe { (*f)() }))
+            }
             None => Ok(()),
         };
         let end = if outcome.is_ok() { DONE } else { PANICKED };
@@ -165,7 +172,7 @@ where
     // SAFETY: the lifetime is erased only for the hand-over; `Wait` makes
     // sure the worker is done with `call` before this frame ends.
     let job: Job = unsafe { std::mem::transmute(job) };
-    unsafe { *w.job.get() = Some(job) };
+    unsafe { *w.job.get() = Some((job, Mode::current())) };
     let wait = Wait(w);
     w.state.store(POSTED, Ordering::SeqCst);
     if w.sleeping.load(Ordering::SeqCst) {

@@ -17,6 +17,7 @@ use super::backward::{
     Batch, PenaltyGradient, VarKind, VarRef, train_step, trainable_variables, var_shape,
     weight_penalties,
 };
+use super::fpmode::FlushDenormals;
 use super::loss::Loss;
 use super::metrics::Metric;
 use super::optimizer::Optimizer;
@@ -121,10 +122,9 @@ impl Dataset {
     /// Rows `idx` as a 2-D input batch `[rows · lead, last]` and targets.
     fn batch(&self, idx: &[usize]) -> (Array2<f32>, Array2<f32>) {
         let last = *self.x.shape().last().unwrap_or(&1);
-        let mut xb = Vec::new();
-        self.x.extend_rows(idx, &mut xb);
+        let xb = self.x.gather_rows(idx);
         let rows = xb.len() / last.max(1);
-        let xb = Array2::from_shape_vec((rows, last), xb).expect("batch shape");
+        let xb = xb.into_shape_with_order((rows, last)).expect("batch shape");
         let yb = self.y.select(Axis(0), idx);
         (xb, yb)
     }
@@ -332,6 +332,7 @@ impl Trainer {
 
     /// `model.evaluate`: the loss (with penalties) and metrics over `data`.
     pub fn evaluate(&mut self, model: &Model, data: &Dataset, batch_size: usize) -> Result<Logs> {
+        let _mode = FlushDenormals::enter();
         let vars = trainable_variables(model);
         let penalties = weight_penalties(model, &vars)?;
         let mut tracker = MeanTracker::default();
@@ -381,6 +382,8 @@ impl Trainer {
         if vars.is_empty() {
             return Err(Error::training("the model has no trainable weights"));
         }
+        // Compute as XLA does under Keras (see `fpmode`).
+        let _mode = FlushDenormals::enter();
         let batch_size = options.batch_size.max(1);
         let mut rng = StdRng::seed_from_u64(options.seed);
         let mut order: Vec<usize> = (0..train.len()).collect();
