@@ -230,9 +230,9 @@ pub fn train_step<R: Rng>(
     let (y_pred, caches, activity) = forward_train(model, n, x, rng);
     let (compiled, dy) = loss_fn.loss_and_grad(y_pred.view(), y_true);
 
-    // Weight penalties of trainable variables (layer.py `losses`).
-    let weight_penalty = weight_penalties(model, vars)?;
-    let loss = compiled + activity + weight_penalty;
+    // Weight penalties of trainable variables (layer.py `losses`) are
+    // computed with their gradients below, in one pass over each weight.
+    let mut weight_penalty = 0.0f32;
 
     // Backward.
     let first_trainable = vars.iter().map(|v| v.layer).min();
@@ -290,19 +290,17 @@ pub fn train_step<R: Rng>(
         };
         let (reg, values) = var_regularizer(model, *v);
         if let Some(r) = reg {
-            let r = match penalty_gradient {
+            let gradient = match penalty_gradient {
                 PenaltyGradient::Keras => Some(r),
                 PenaltyGradient::ProximalL1 => r.without_l1(),
             };
-            if let Some(r) = r {
-                r.add_gradient(values, grad.view_mut(), 1.0)?;
-            }
+            weight_penalty += r.penalty_and_gradient(gradient, values, grad.view_mut())?;
         }
         grads.push(grad.into_raw_vec_and_offset().0);
     }
     Ok(StepResult {
         y_pred,
-        loss,
+        loss: compiled + activity + weight_penalty,
         grads,
     })
 }

@@ -178,22 +178,21 @@ impl Regularizer {
     /// skipped, as in `L1L2.__call__`. Sums accumulate in f64 and are rounded
     /// once, which is as close as f32 gets to XLA's tree reductions.
     pub fn penalty(self, x: ArrayViewD<'_, f32>) -> Result<f32> {
-        let abs_sum = || sum_f64(&x, f32::abs) as f32;
-        let sq_sum = || sum_f64(&x, |v| v * v) as f32;
+        if self.is_elementwise() {
+            let (abs, sq) = match x.as_slice() {
+                Some(s) => {
+                    let (lo, hi) = s.split_at(split_point(s.len()));
+                    let (a, b) = on_both_threads(|| self.sums(lo), || self.sums(hi), lo.is_empty());
+                    (a.abs + b.abs, a.sq + b.sq)
+                }
+                None => (
+                    x.iter().map(|&v| f64::from(v.abs())).sum(),
+                    x.iter().map(|&v| f64::from(v * v)).sum(),
+                ),
+            };
+            return Ok(self.penalty_from_sums(abs, sq));
+        }
         Ok(match self {
-            Regularizer::L1 { l1 } => (l1 as f32) * abs_sum(),
-            Regularizer::L2 { l2 } => (l2 as f32) * sq_sum(),
-            Regularizer::L1L2 { l1, l2 } => {
-                let mut r = 0.0f32;
-                if l1 != 0.0 {
-                    r += (l1 as f32) * abs_sum();
-                }
-                if l2 != 0.0 {
-                    r += (l2 as f32) * sq_sum();
-                }
-                r
-            }
-            Regularizer::Zero => 0.0,
             Regularizer::Orthogonal { factor, rows } => {
                 let w = as_matrix(x, rows)?;
                 let (u, _) = normalize_rows(w.view());
@@ -208,7 +207,90 @@ impl Regularizer {
                 let num_pairs = n as f32 * (n as f32 - 1.0) / 2.0;
                 (factor as f32) * 0.5 * (total as f32) / num_pairs
             }
+            // The elementwise kinds returned above.
+            _ => 0.0,
         })
+    }
+
+    /// True for the regularizers that act on each value alone (L1, L2,
+    /// L1L2, the zero regularizer).
+    fn is_elementwise(self) -> bool {
+        !matches!(self, Regularizer::Orthogonal { .. })
+    }
+
+    /// The sums an elementwise penalty needs over `w`, in blocks of 256
+    /// values (16 float32 lanes of 16 terms: relative error below 1e-6)
+    /// added in f64.
+    fn sums(self, w: &[f32]) -> Sums {
+        let (l1, l2) = (self.l1() != 0.0, self.l2() != 0.0);
+        Sums {
+            abs: if l1 { block_sum(w, f32::abs) } else { 0.0 },
+            sq: if l2 { block_sum(w, |v| v * v) } else { 0.0 },
+        }
+    }
+
+    /// An elementwise penalty from its sums, in f32 like Keras: the factor
+    /// is cast to f32 and each term is `factor * sum(...)`; an `L1L2` term
+    /// with a zero factor is skipped, as in `L1L2.__call__`.
+    fn penalty_from_sums(self, abs: f64, sq: f64) -> f32 {
+        match self {
+            Regularizer::L1 { l1 } => (l1 as f32) * abs as f32,
+            Regularizer::L2 { l2 } => (l2 as f32) * sq as f32,
+            Regularizer::L1L2 { l1, l2 } => {
+                let mut r = 0.0f32;
+                if l1 != 0.0 {
+                    r += (l1 as f32) * abs as f32;
+                }
+                if l2 != 0.0 {
+                    r += (l2 as f32) * sq as f32;
+                }
+                r
+            }
+            Regularizer::Zero | Regularizer::Orthogonal { .. } => 0.0,
+        }
+    }
+
+    /// This penalty of `x`, and `gradient`'s gradient (`self`, or `self`
+    /// without its L1 term for proximal L1) added to `grad`, in one pass over
+    /// the weight, split over both threads for large weights.
+    pub fn penalty_and_gradient(
+        self,
+        gradient: Option<Regularizer>,
+        x: ArrayViewD<'_, f32>,
+        mut grad: ArrayViewMutD<'_, f32>,
+    ) -> Result<f32> {
+        let elementwise = self.is_elementwise() && gradient.is_none_or(Self::is_elementwise);
+        if let (true, Some(w), Some(g)) = (elementwise, x.as_slice(), grad.as_slice_mut())
+            && w.len() == g.len()
+        {
+            let half = |w: &[f32], g: &mut [f32]| {
+                if let Some(r) = gradient {
+                    r.add_gradient_slice(w, g, 1.0);
+                }
+                self.sums(w)
+            };
+            let mid = split_point(w.len());
+            let (w1, w2) = w.split_at(mid);
+            let (g1, g2) = g.split_at_mut(mid);
+            let serial = w1.is_empty();
+            let (a, b) = on_both_threads(|| half(w1, g1), || half(w2, g2), serial);
+            return Ok(self.penalty_from_sums(a.abs + b.abs, a.sq + b.sq));
+        }
+        let p = self.penalty(x.view())?;
+        if let Some(r) = gradient {
+            r.add_gradient(x, grad.view_mut(), 1.0)?;
+        }
+        Ok(p)
+    }
+
+    /// `grad += scale · d(penalty)/dw` for an elementwise penalty.
+    fn add_gradient_slice(self, w: &[f32], g: &mut [f32], scale: f32) {
+        let l1 = self.l1() as f32 * scale;
+        let l2 = self.l2() as f32 * scale;
+        for (g, &w) in g.iter_mut().zip(w) {
+            let d_abs = if w >= 0.0 { 1.0 } else { -1.0 };
+            *g += l1 * d_abs + 2.0 * l2 * w;
+        }
     }
 
     /// Add `scale` times the penalty's gradient with respect to `x` to
@@ -256,61 +338,77 @@ impl Regularizer {
             grad2 += &gw;
             return Ok(());
         }
-        let l1 = self.l1() as f32 * scale;
-        let l2 = self.l2() as f32 * scale;
-        let step = |g: &mut f32, w: f32| {
-            let d_abs = if w >= 0.0 { 1.0 } else { -1.0 };
-            *g += l1 * d_abs + 2.0 * l2 * w;
-        };
         match (grad.as_slice_mut(), x.as_slice()) {
             (Some(g), Some(w)) if g.len() == w.len() => {
-                let add = |g: &mut [f32], w: &[f32]| {
-                    g.iter_mut().zip(w).for_each(|(g, &w)| step(g, w));
-                };
-                if g.len() >= PARALLEL_LEN {
-                    let mid = g.len() / 2;
-                    let (g1, g2) = g.split_at_mut(mid);
-                    let (w1, w2) = w.split_at(mid);
-                    crate::engine::pool::join(|| add(g1, w1), || add(g2, w2));
-                } else {
-                    add(g, w);
+                let mid = split_point(g.len());
+                let (g1, g2) = g.split_at_mut(mid);
+                let (w1, w2) = w.split_at(mid);
+                on_both_threads(
+                    || self.add_gradient_slice(w1, g1, scale),
+                    || self.add_gradient_slice(w2, g2, scale),
+                    mid == 0,
+                );
+            }
+            _ => {
+                let (l1, l2) = (self.l1() as f32 * scale, self.l2() as f32 * scale);
+                for (g, &w) in grad.iter_mut().zip(x.iter()) {
+                    let d_abs = if w >= 0.0 { 1.0 } else { -1.0 };
+                    *g += l1 * d_abs + 2.0 * l2 * w;
                 }
             }
-            _ => grad.iter_mut().zip(x.iter()).for_each(|(g, &w)| step(g, w)),
         }
         Ok(())
     }
 }
 
-/// Sum the non-negative `f(v)` over `x`: on a contiguous slice, blocks of
-/// 256 values are summed in 16 float32 lanes (16 terms each: relative error
-/// below 1e-6) and the block sums in f64; otherwise in f64, in order.
-/// Large weights have their halves summed on two threads.
-fn sum_f64(x: &ArrayViewD<'_, f32>, f: impl Fn(f32) -> f32 + Sync) -> f64 {
-    let sum_slice = |s: &[f32]| {
-        let blocks = s.chunks_exact(256);
-        let mut total: f64 = blocks.remainder().iter().map(|&v| f64::from(f(v))).sum();
-        for block in blocks {
-            let mut lanes = [0f32; 16];
-            for c in block.chunks_exact(16) {
-                for (lane, &v) in lanes.iter_mut().zip(c) {
-                    *lane += f(v);
-                }
+/// Sum the non-negative `f(v)` over `w` in blocks of 256 values (16 float32
+/// lanes of 16 terms each), the block sums in f64.
+fn block_sum(w: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let blocks = w.chunks_exact(256);
+    let mut total: f64 = blocks.remainder().iter().map(|&v| f64::from(f(v))).sum();
+    for block in blocks {
+        let mut lanes = [0f32; 16];
+        for c in block.chunks_exact(16) {
+            for (lane, &v) in lanes.iter_mut().zip(c) {
+                *lane += f(v);
             }
-            total += lanes.iter().map(|&l| f64::from(l)).sum::<f64>();
         }
-        total
-    };
-    match x.as_slice() {
-        Some(s) if s.len() >= PARALLEL_LEN => {
-            // Split at a block boundary, so the blocks are the same.
-            let (lo, hi) = s.split_at(s.len() / 512 * 256);
-            let (mut a, mut b) = (0.0, 0.0);
-            crate::engine::pool::join(|| a = sum_slice(lo), || b = sum_slice(hi));
-            a + b
-        }
-        Some(s) => sum_slice(s),
-        None => x.iter().map(|&v| f64::from(f(v))).sum(),
+        total += lanes.iter().map(|&l| f64::from(l)).sum::<f64>();
+    }
+    total
+}
+
+/// Partial sums of an elementwise penalty.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sums {
+    abs: f64,
+    sq: f64,
+}
+
+/// Run `a` and `b` (on the two threads unless `serial`), returning both
+/// results.
+fn on_both_threads<A: Default + Send, B: Default + Send>(
+    a: impl FnOnce() -> A,
+    b: impl FnOnce() -> B + Send,
+    serial: bool,
+) -> (A, B) {
+    if serial {
+        return (a(), b());
+    }
+    let (mut ra, mut rb) = (A::default(), B::default());
+    crate::engine::pool::join(|| ra = a(), || rb = b());
+    (ra, rb)
+}
+
+/// Where a weight of `len` values is split between the two threads: at
+/// half, on a 256-value block boundary (so the summation blocks do not
+/// depend on the split); weights below [`PARALLEL_LEN`] are not split. The
+/// split does not depend on the number of threads, so neither do results.
+fn split_point(len: usize) -> usize {
+    if len >= PARALLEL_LEN {
+        len / 512 * 256
+    } else {
+        0
     }
 }
 
