@@ -26,6 +26,10 @@ const SPLIT_WORK: usize = 1 << 17;
 /// long) are split along the inner axis.
 const SHORT_ROWS: usize = 64;
 
+/// Right-hand sides up to this many values are copied into row-major order
+/// for the streamed kernel when they come in another layout.
+const SMALL_COPY: usize = 1 << 14;
+
 /// Right-hand sides up to this many bytes are streamed from cache.
 const MAX_STREAMED_RHS: usize = 1 << 20;
 
@@ -43,6 +47,12 @@ pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
             values.set_len(len);
         }
         return Array2::from_shape_vec((m, n), values).expect("m × n values");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if a.ncols() > 0 && b.len() <= SMALL_COPY && !b.is_standard_layout() && avx512::available() {
+        // A small right-hand side in another layout (a transposed kernel in
+        // the backward pass): copying it costs less than the general path.
+        return matmul(a, b.as_standard_layout().view());
     }
     let mut c = Array2::<f32>::zeros((m, n));
     matmul_into(a, b, c.view_mut());
@@ -144,10 +154,15 @@ mod avx512 {
     /// Vectors (of 16 floats) per row of the register block.
     const VECS: usize = 4;
 
+    /// True when this CPU has AVX-512.
+    pub fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+
     /// True when this CPU has AVX-512 and `b` suits the kernel: unit
     /// column stride, small enough to stay in cache.
     pub fn usable(b: &ArrayView2<'_, f32>) -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
+        available()
             && (b.ncols() == 1 || b.strides()[1] == 1)
             && b.len().saturating_mul(4) <= MAX_STREAMED_RHS
     }
@@ -208,15 +223,11 @@ mod avx512 {
                 // SAFETY: rows i..i+rows and columns j..j+cols are inside
                 // the operands.
                 unsafe {
-                    match (rows, vecs) {
-                        (6, 4) => block::<6, 4>(p, i, j, tail),
-                        (6, 3) => block::<6, 3>(p, i, j, tail),
-                        (6, 2) => block::<6, 2>(p, i, j, tail),
-                        (6, 1) => block::<6, 1>(p, i, j, tail),
-                        (r, 4) => rows_one_by_one::<4>(p, i, r, j, tail),
-                        (r, 3) => rows_one_by_one::<3>(p, i, r, j, tail),
-                        (r, 2) => rows_one_by_one::<2>(p, i, r, j, tail),
-                        (r, _) => rows_one_by_one::<1>(p, i, r, j, tail),
+                    match vecs {
+                        4 => rows_block::<4>(p, i, rows, j, tail),
+                        3 => rows_block::<3>(p, i, rows, j, tail),
+                        2 => rows_block::<2>(p, i, rows, j, tail),
+                        _ => rows_block::<1>(p, i, rows, j, tail),
                     }
                 }
                 i += rows;
@@ -225,17 +236,26 @@ mod avx512 {
         }
     }
 
+    /// One register block of `rows` (1 to [`ROWS`]) rows: the kernel's rows
+    /// are streamed once per block, also for the last, shorter one.
     #[target_feature(enable = "avx512f")]
-    unsafe fn rows_one_by_one<const V: usize>(
+    unsafe fn rows_block<const V: usize>(
         p: &Operands,
         i: usize,
         rows: usize,
         j: usize,
         tail: __mmask16,
     ) {
-        for r in 0..rows {
-            // SAFETY: forwarded from the caller.
-            unsafe { block::<1, V>(p, i + r, j, tail) }
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match rows {
+                6 => block::<6, V>(p, i, j, tail),
+                5 => block::<5, V>(p, i, j, tail),
+                4 => block::<4, V>(p, i, j, tail),
+                3 => block::<3, V>(p, i, j, tail),
+                2 => block::<2, V>(p, i, j, tail),
+                _ => block::<1, V>(p, i, j, tail),
+            }
         }
     }
 
