@@ -10,13 +10,17 @@
 //! that has a regularizer; `__call__`: the activity penalty is
 //! `regularizer(output) / batch_size`).
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, Axis};
+use std::mem::MaybeUninit;
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, Axis};
 use rand::Rng;
 
 use super::forward::{dense_affine, reshape_rows};
-use super::gemm::matmul;
+use super::gemm::{matmul, matmul_into_uninit};
 use super::loss::Loss;
+use super::pool;
 use crate::error::Result;
+use crate::model::regularizer::Sums;
 use crate::model::{LayerKind, Model, Regularizer};
 
 /// Which weight of a layer a trainable variable is.
@@ -216,6 +220,53 @@ pub struct Batch<'a> {
 /// Kernel and optional bias gradients of one layer.
 type LayerGrads = Option<(Array2<f32>, Option<Array1<f32>>)>;
 
+/// A Dense kernel's gradient `xᵀ dz` together with its elementwise
+/// `penalty` (value) and `gradient`'s gradient (added), in one pass: each
+/// thread computes half of the kernel's rows and handles the penalty of
+/// exactly those rows while they are in its cache (the same half it updates
+/// in the optimizer).
+fn kernel_gradient_with_penalty(
+    x: ArrayView2<'_, f32>,
+    dz: ArrayView2<'_, f32>,
+    kernel: ArrayView2<'_, f32>,
+    penalty: Regularizer,
+    gradient: Option<Regularizer>,
+) -> (Array2<f32>, f32) {
+    let (rows, cols) = kernel.dim();
+    // Each thread writes (and so owns in its cache) its half of the
+    // gradient: nothing touches it before.
+    let mut dw = Array2::<f32>::uninit((rows, cols));
+    let w = kernel.as_standard_layout();
+    let w = w.as_slice().expect("standard layout");
+    let mid = if rows * cols >= PARALLEL_KERNEL {
+        rows / 2
+    } else {
+        0
+    };
+    let part = |x: ArrayView2<'_, f32>, w: &[f32], mut dw: ArrayViewMut2<'_, MaybeUninit<f32>>| {
+        matmul_into_uninit(x, dz, dw.view_mut());
+        // SAFETY: the product wrote every value of this half.
+        let mut dw = unsafe { dw.assume_init() };
+        let g = dw.as_slice_mut().expect("rows of a C-order array");
+        penalty.pass(gradient, w, g)
+    };
+    let (x1, x2) = x.t().split_at(Axis(0), mid);
+    let (w1, w2) = w.split_at(mid * cols);
+    let (dw1, dw2) = dw.view_mut().split_at(Axis(0), mid);
+    let (mut a, mut b) = (Sums::default(), Sums::default());
+    if mid == 0 {
+        b = part(x2, w2, dw2);
+    } else {
+        pool::join(|| a = part(x1, w1, dw1), || b = part(x2, w2, dw2));
+    }
+    // SAFETY: both halves were written.
+    (unsafe { dw.assume_init() }, penalty.penalty_of(&[a, b]))
+}
+
+/// Kernels with at least this many values have their gradient and penalty
+/// computed on two threads.
+const PARALLEL_KERNEL: usize = 1 << 13;
+
 /// One training step on a batch: forward (training mode), total loss, and
 /// the gradient of the total loss for each variable in `vars`.
 pub fn train_step<R: Rng>(
@@ -237,6 +288,8 @@ pub fn train_step<R: Rng>(
     // Backward.
     let first_trainable = vars.iter().map(|v| v.layer).min();
     let mut grads_by_layer: Vec<LayerGrads> = vec![None; model.layers.len()];
+    // Kernel penalties already computed with their kernel's gradient.
+    let mut kernel_penalties: Vec<Option<f32>> = vec![None; model.layers.len()];
     let mut g = dy;
     for (i, (layer, cache)) in model.layers.iter().zip(&caches).enumerate().rev() {
         let Some(first) = first_trainable else { break };
@@ -256,7 +309,27 @@ pub fn train_step<R: Rng>(
                 }
                 let dz = d.activation.backward(z.view(), y.view(), g.view());
                 if layer.trainable {
-                    let dw = matmul(x.t(), dz.view());
+                    let gradient = d.kernel_regularizer.and_then(|r| match penalty_gradient {
+                        PenaltyGradient::Keras => Some(r),
+                        PenaltyGradient::ProximalL1 => r.without_l1(),
+                    });
+                    let dw = match d.kernel_regularizer {
+                        Some(r)
+                            if r.is_elementwise()
+                                && gradient.is_none_or(|g| g.is_elementwise()) =>
+                        {
+                            let (dw, penalty) = kernel_gradient_with_penalty(
+                                x.view(),
+                                dz.view(),
+                                d.kernel.view(),
+                                r,
+                                gradient,
+                            );
+                            kernel_penalties[i] = Some(penalty);
+                            dw
+                        }
+                        _ => matmul(x.t(), dz.view()),
+                    };
                     let db = d.bias.as_ref().map(|_| dz.sum_axis(Axis(0)));
                     grads_by_layer[i] = Some((dw, db));
                 }
@@ -289,7 +362,9 @@ pub fn train_step<R: Rng>(
             VarKind::Bias => db.take().expect("bias gradient").into_dyn(),
         };
         let (reg, values) = var_regularizer(model, *v);
-        if let Some(r) = reg {
+        if let (VarKind::Kernel, Some(p)) = (v.kind, kernel_penalties[v.layer]) {
+            weight_penalty += p;
+        } else if let Some(r) = reg {
             let gradient = match penalty_gradient {
                 PenaltyGradient::Keras => Some(r),
                 PenaltyGradient::ProximalL1 => r.without_l1(),

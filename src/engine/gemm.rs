@@ -15,6 +15,8 @@
 //! order, so results differ from `matrixmultiply`'s only by rounding.
 
 use ndarray::linalg::general_mat_mul;
+use std::mem::MaybeUninit;
+
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 
 use super::pool;
@@ -80,6 +82,32 @@ pub fn matmul_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayV
         return;
     }
     general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+}
+
+/// `c = a @ b` into uninitialized storage: every value of `c` is written.
+pub fn matmul_into_uninit(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    mut c: ArrayViewMut2<'_, MaybeUninit<f32>>,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert_eq!(b.nrows(), k, "inner dimensions of a product");
+    assert_eq!(c.dim(), (m, n), "shape of a product's output");
+    #[cfg(target_arch = "x86_64")]
+    if m > 0 && n > 0 && k > 0 && avx512::usable(&b) && (n == 1 || c.strides()[1] == 1) {
+        let ldc = c.strides()[0];
+        // SAFETY: `c` is a live m × n view with unit column stride; the
+        // kernel writes every value.
+        unsafe { streamed(a, b, Out(c.as_mut_ptr().cast::<f32>()), ldc) };
+        return;
+    }
+    c.iter_mut().for_each(|v| {
+        v.write(0.0);
+    });
+    // SAFETY: every value was just written.
+    let c = unsafe { c.assume_init() };
+    matmul_into(a, b, c);
 }
 
 /// The output of a product: `m × n` values with unit column stride.

@@ -214,7 +214,7 @@ impl Regularizer {
 
     /// True for the regularizers that act on each value alone (L1, L2,
     /// L1L2, the zero regularizer).
-    fn is_elementwise(self) -> bool {
+    pub(crate) fn is_elementwise(self) -> bool {
         !matches!(self, Regularizer::Orthogonal { .. })
     }
 
@@ -263,12 +263,7 @@ impl Regularizer {
         if let (true, Some(w), Some(g)) = (elementwise, x.as_slice(), grad.as_slice_mut())
             && w.len() == g.len()
         {
-            let half = |w: &[f32], g: &mut [f32]| {
-                if let Some(r) = gradient {
-                    r.add_gradient_slice(w, g, 1.0);
-                }
-                self.sums(w)
-            };
+            let half = |w: &[f32], g: &mut [f32]| self.pass(gradient, w, g);
             let mid = split_point(w.len());
             let (w1, w2) = w.split_at(mid);
             let (g1, g2) = g.split_at_mut(mid);
@@ -281,6 +276,23 @@ impl Regularizer {
             r.add_gradient(x, grad.view_mut(), 1.0)?;
         }
         Ok(p)
+    }
+
+    /// One pass of an elementwise penalty over part of a weight: adds
+    /// `gradient`'s gradient to `g` and returns the part's sums (combine the
+    /// parts, in order, with [`Regularizer::penalty_of`]).
+    pub(crate) fn pass(self, gradient: Option<Regularizer>, w: &[f32], g: &mut [f32]) -> Sums {
+        if let Some(r) = gradient {
+            r.add_gradient_slice(w, g, 1.0);
+        }
+        self.sums(w)
+    }
+
+    /// An elementwise penalty from the sums of the parts of its weight.
+    pub(crate) fn penalty_of(self, parts: &[Sums]) -> f32 {
+        let abs = parts.iter().map(|p| p.abs).sum();
+        let sq = parts.iter().map(|p| p.sq).sum();
+        self.penalty_from_sums(abs, sq)
     }
 
     /// `grad += scale · d(penalty)/dw` for an elementwise penalty.
@@ -380,7 +392,7 @@ fn block_sum(w: &[f32], f: impl Fn(f32) -> f32) -> f64 {
 
 /// Partial sums of an elementwise penalty.
 #[derive(Debug, Default, Clone, Copy)]
-struct Sums {
+pub(crate) struct Sums {
     abs: f64,
     sq: f64,
 }
