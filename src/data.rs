@@ -507,6 +507,23 @@ fn checksum_and_scan(bytes: &[u8], header: &NpyHeader) -> (u32, Option<Option<us
     (crc.finalize(), plain_f32.then_some(first))
 }
 
+/// Read inputs `x_key` (as [`read_npz_data`]) and targets `y_key` (as
+/// [`read_npz_f32`]) of one `.npz` file, opened and mapped once.
+pub fn read_npz_pair(path: &Path, x_key: &str, y_key: &str) -> Result<(F32Data, ArrayD<f32>)> {
+    let file = File::open(path).map_err(|e| Error::io(e, path))?;
+    let map = map_file(&file);
+    let read = |key: &str| match &map {
+        Some(map) => read_npz_from(std::io::Cursor::new(&map[..]), Some(map), key),
+        None => {
+            let file = File::open(path).map_err(|e| Error::io(e, path))?;
+            read_npz_from(std::io::BufReader::new(file), None, key)
+        }
+    };
+    let x = read(x_key).map_err(|e| e.in_file(path))?;
+    let y = read(y_key).map_err(|e| e.in_file(path))?;
+    Ok((x, y.to_array()))
+}
+
 fn read_npz_from<R: std::io::Read + std::io::Seek>(
     reader: R,
     map: Option<&Arc<Mmap>>,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use ndarray::ArrayD;
 
-use crate::data::{F32Data, read_npy_data, read_npy_f32, read_npz_data, read_npz_f32};
+use crate::data::{F32Data, read_npy_data, read_npy_f32, read_npz_pair};
 
 /// Where training or evaluation data comes from.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,10 +33,7 @@ impl DataArgs {
     pub fn load(&self) -> Result<(F32Data, ArrayD<f32>)> {
         match (&self.x, &self.y, &self.data) {
             (Some(x), Some(y), None) => Ok((read_npy_data(x)?, read_npy_f32(y)?)),
-            (None, None, Some(d)) => Ok((
-                read_npz_data(d, &self.x_key)?,
-                read_npz_f32(d, &self.y_key)?,
-            )),
+            (None, None, Some(d)) => Ok(read_npz_pair(d, &self.x_key, &self.y_key)?),
             _ => bail!("give either `--x X.npy --y Y.npy` or `--data D.npz`"),
         }
     }
@@ -53,5 +50,5 @@ impl DataArgs {
 
 /// Read a validation `.npz` with the same keys.
 pub fn load_npz_pair(path: &Path, x_key: &str, y_key: &str) -> Result<(F32Data, ArrayD<f32>)> {
-    Ok((read_npz_data(path, x_key)?, read_npz_f32(path, y_key)?))
+    Ok(read_npz_pair(path, x_key, y_key)?)
 }
