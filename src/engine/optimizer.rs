@@ -615,38 +615,56 @@ impl Optimizer {
         if let Kind::Nadam { beta_1, .. } = self.kind {
             self.u_product = rules::nadam_u_product(self.u_product, beta_1, &step);
         }
-        for (((p, g), slots), &scale) in params
+        // Every rule is elementwise, so a large variable is updated in two
+        // halves, one on each thread; the calling thread also updates the
+        // small variables while the worker does its half of the first large
+        // one (the order of independent updates does not matter).
+        let (kind, u_product, step) = (&self.kind, self.u_product, &step);
+        let update = |p: &mut [f32], g: &[f32], scale: Option<f32>, slots: &mut [&mut [f32]]| {
+            rules::update_step(
+                kind,
+                step,
+                u_product,
+                p,
+                rules::Grad { raw: g, scale },
+                slots,
+            )
+        };
+        type Var<'v> = (&'v mut [f32], &'v [f32], Option<f32>, Vec<&'v mut [f32]>);
+        let (mut large, mut small): (Vec<Var<'_>>, Vec<Var<'_>>) = params
             .iter_mut()
             .zip(grads.iter())
             .zip(&mut self.slots)
             .zip(&scales)
-        {
-            // Every rule is elementwise, so a large variable is updated in
-            // two halves, one on each thread.
-            let (kind, u_product) = (&self.kind, self.u_product);
-            let n = p.len();
-            let mut slots: Vec<&mut [f32]> = slots.iter_mut().map(Vec::as_mut_slice).collect();
-            if n >= PARALLEL_UPDATE && super::pool::parallel() {
-                let mid = n / 2;
-                let (p1, p2) = p.split_at_mut(mid);
-                let (g1, g2) = g.split_at(mid);
-                let (mut s1, mut s2): (Vec<&mut [f32]>, Vec<&mut [f32]>) =
-                    slots.into_iter().map(|s| s.split_at_mut(mid)).unzip();
-                let step = &step;
-                super::pool::join(
-                    || {
-                        let g = rules::Grad { raw: g1, scale };
-                        rules::update_step(kind, step, u_product, p1, g, &mut s1)
-                    },
-                    || {
-                        let g = rules::Grad { raw: g2, scale };
-                        rules::update_step(kind, step, u_product, p2, g, &mut s2)
-                    },
-                );
+            .map(|(((p, g), slots), &scale)| {
+                let slots: Vec<&mut [f32]> = slots.iter_mut().map(Vec::as_mut_slice).collect();
+                (&mut **p, g.as_slice(), scale, slots)
+            })
+            .partition(|(p, ..)| p.len() >= PARALLEL_UPDATE && super::pool::parallel());
+        for (i, (p, g, scale, slots)) in large.iter_mut().enumerate() {
+            let mid = p.len() / 2;
+            let (p1, p2) = p.split_at_mut(mid);
+            let (g1, g2) = g.split_at(mid);
+            let (mut s1, mut s2): (Vec<&mut [f32]>, Vec<&mut [f32]>) =
+                slots.iter_mut().map(|s| s.split_at_mut(mid)).unzip();
+            let scale = *scale;
+            let small = if i == 0 {
+                std::mem::take(&mut small)
             } else {
-                let g = rules::Grad { raw: g, scale };
-                rules::update_step(kind, &step, u_product, p, g, &mut slots);
-            }
+                Vec::new()
+            };
+            super::pool::join(
+                || {
+                    update(p1, g1, scale, &mut s1);
+                    for (p, g, scale, mut slots) in small {
+                        update(p, g, scale, &mut slots);
+                    }
+                },
+                || update(p2, g2, scale, &mut s2),
+            );
+        }
+        for (p, g, scale, mut slots) in small {
+            update(p, g, scale, &mut slots);
         }
         // Leave the clipped gradients in `grads`.
         for (g, scale) in grads.iter_mut().zip(scales) {
