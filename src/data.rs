@@ -4,12 +4,11 @@
 //! cast to float32 the way Keras casts its inputs (`numpy.astype("float32")`).
 
 use std::fs::File;
+use std::mem::MaybeUninit;
 use std::path::Path;
 use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
-use std::mem::MaybeUninit;
-
 use ndarray::{Array2, ArrayD, Axis, IxDyn};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WriteNpyExt};
 use rayon::prelude::*;
@@ -33,6 +32,13 @@ struct NpyHeader {
     shape: Vec<usize>,
     /// Offset of the first data byte.
     data_start: usize,
+}
+
+impl NpyHeader {
+    /// True for little-endian float32 in C order: data usable as stored.
+    fn is_plain_f32(&self) -> bool {
+        self.descr == "<f4" && !self.fortran_order
+    }
 }
 
 /// Parse and check a `.npy` header against the bytes that follow it: the
@@ -213,6 +219,13 @@ impl From<ArrayD<f32>> for F32Data {
     }
 }
 
+/// The little-endian float32 values in `bytes`.
+fn le_f32s(bytes: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+}
+
 /// True when any of the little-endian float32 values in `bytes` is NaN or
 /// infinite (all exponent bits set). Written without early exit so that it
 /// vectorizes.
@@ -309,31 +322,11 @@ impl F32Data {
                 }
             }
             Ok(bytes) => {
-                let src = &bytes[from * 4..(from + n) * 4];
-                for (d, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
-                    d.write(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-                }
-            }
-        }
-    }
-
-    /// Append rows `idx` (in that order) to `out`.
-    pub fn extend_rows(&self, idx: &[usize], out: &mut Vec<f32>) {
-        let w = self.row_len();
-        out.reserve(idx.len() * w);
-        match self.parts() {
-            Err(values) => {
-                for &i in idx {
-                    out.extend_from_slice(&values[i * w..(i + 1) * w]);
-                }
-            }
-            Ok(bytes) => {
-                for &i in idx {
-                    out.extend(
-                        bytes[i * w * 4..(i + 1) * w * 4]
-                            .chunks_exact(4)
-                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                    );
+                for (d, v) in dst
+                    .iter_mut()
+                    .zip(le_f32s(&bytes[from * 4..(from + n) * 4]))
+                {
+                    d.write(v);
                 }
             }
         }
@@ -372,10 +365,7 @@ impl F32Data {
     pub fn to_array(&self) -> ArrayD<f32> {
         let values: Vec<f32> = match self.parts() {
             Err(values) => values.to_vec(),
-            Ok(bytes) => bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
+            Ok(bytes) => le_f32s(bytes).collect(),
         };
         ArrayD::from_shape_vec(IxDyn(&self.shape), values)
             .expect("the shape was checked against the data")
@@ -396,7 +386,7 @@ impl F32Data {
         mapped: Option<(&Arc<Mmap>, usize)>,
         scanned: Option<Option<usize>>,
     ) -> Result<F32Data> {
-        let plain_f32 = header.descr == "<f4" && !header.fortran_order;
+        let plain_f32 = header.is_plain_f32();
         match mapped {
             Some((map, offset)) if plain_f32 => Ok(F32Data {
                 shape: header.shape,
@@ -409,12 +399,7 @@ impl F32Data {
             }),
             _ if plain_f32 => Ok(F32Data {
                 shape: header.shape,
-                store: Store::Owned(Arc::new(
-                    bytes[header.data_start..]
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect(),
-                )),
+                store: Store::Owned(Arc::new(le_f32s(&bytes[header.data_start..]).collect())),
                 first: 0,
                 scanned: None,
             }),
@@ -469,12 +454,23 @@ pub fn read_npz_f32(path: &Path, key: &str) -> Result<ArrayD<f32>> {
 /// sizes are capped, decompression bombs refused before inflating, and
 /// checksums verified. Stored (uncompressed) members are used in place.
 pub fn read_npz_data(path: &Path, key: &str) -> Result<F32Data> {
+    let [x] = read_npz_members(path, [key])?;
+    Ok(x)
+}
+
+/// Arrays `keys` of one `.npz` file, opened and mapped once.
+fn read_npz_members<const N: usize>(path: &Path, keys: [&str; N]) -> Result<[F32Data; N]> {
     let file = File::open(path).map_err(|e| Error::io(e, path))?;
-    match map_file(&file) {
-        Some(map) => read_npz_from(std::io::Cursor::new(&map[..]), Some(&map), key),
-        None => read_npz_from(std::io::BufReader::new(file), None, key),
+    let map = map_file(&file);
+    let mut out = Vec::with_capacity(N);
+    for key in keys {
+        let data = match &map {
+            Some(map) => read_npz_from(std::io::Cursor::new(&map[..]), Some(map), key),
+            None => read_npz_from(std::io::BufReader::new(&file), None, key),
+        };
+        out.push(data.map_err(|e| e.in_file(path))?);
     }
-    .map_err(|e| e.in_file(path))
+    Ok(out.try_into().expect("one array per key"))
 }
 
 /// The CRC-32 of a stored `.npy` member and, for float32 data, where its
@@ -483,7 +479,7 @@ pub fn read_npz_data(path: &Path, key: &str) -> Result<F32Data> {
 fn checksum_and_scan(bytes: &[u8], header: &NpyHeader) -> (u32, Option<Option<usize>>) {
     const CHUNK: usize = 1 << 20;
     let (head, data) = bytes.split_at(header.data_start);
-    let plain_f32 = header.descr == "<f4" && !header.fortran_order;
+    let plain_f32 = header.is_plain_f32();
     let mut crc = crc32fast::Hasher::new();
     crc.update(head);
     let parts: Vec<(crc32fast::Hasher, Option<usize>)> = data
@@ -510,17 +506,7 @@ fn checksum_and_scan(bytes: &[u8], header: &NpyHeader) -> (u32, Option<Option<us
 /// Read inputs `x_key` (as [`read_npz_data`]) and targets `y_key` (as
 /// [`read_npz_f32`]) of one `.npz` file, opened and mapped once.
 pub fn read_npz_pair(path: &Path, x_key: &str, y_key: &str) -> Result<(F32Data, ArrayD<f32>)> {
-    let file = File::open(path).map_err(|e| Error::io(e, path))?;
-    let map = map_file(&file);
-    let read = |key: &str| match &map {
-        Some(map) => read_npz_from(std::io::Cursor::new(&map[..]), Some(map), key),
-        None => {
-            let file = File::open(path).map_err(|e| Error::io(e, path))?;
-            read_npz_from(std::io::BufReader::new(file), None, key)
-        }
-    };
-    let x = read(x_key).map_err(|e| e.in_file(path))?;
-    let y = read(y_key).map_err(|e| e.in_file(path))?;
+    let [x, y] = read_npz_members(path, [x_key, y_key])?;
     Ok((x, y.to_array()))
 }
 
@@ -669,8 +655,8 @@ mod tests {
             tail.to_array(),
             x.slice(ndarray::s![1.., .., ..]).to_owned().into_dyn()
         );
-        let mut rows = Vec::new();
-        data.extend_rows(&[2, 0], &mut rows);
+        let rows = data.gather_rows(&[2, 0]);
+        let rows = rows.as_slice().unwrap();
         assert_eq!(rows[..10], x.as_slice().unwrap()[20..30]);
         assert_eq!(rows[10..], x.as_slice().unwrap()[..10]);
         // The same data from memory behaves the same.

@@ -20,7 +20,6 @@ use super::gemm::{matmul, matmul_into_uninit};
 use super::loss::Loss;
 use super::pool;
 use crate::error::Result;
-use crate::model::regularizer::Sums;
 use crate::model::{LayerKind, Model, Regularizer};
 
 /// Which weight of a layer a trainable variable is.
@@ -120,6 +119,17 @@ pub enum PenaltyGradient {
     /// L1 terms are left out of the gradient (a proximal step applies them
     /// after the update); L2 terms stay.
     ProximalL1,
+}
+
+impl PenaltyGradient {
+    /// The regularizer whose gradient enters the training gradient for a
+    /// weight regularized by `r` (none when nothing of it remains).
+    fn of(self, r: Regularizer) -> Option<Regularizer> {
+        match self {
+            PenaltyGradient::Keras => Some(r),
+            PenaltyGradient::ProximalL1 => r.without_l1(),
+        }
+    }
 }
 
 /// Per-layer values kept for the backward pass.
@@ -253,12 +263,7 @@ fn kernel_gradient_with_penalty(
     let (x1, x2) = x.t().split_at(Axis(0), mid);
     let (w1, w2) = w.split_at(mid * cols);
     let (dw1, dw2) = dw.view_mut().split_at(Axis(0), mid);
-    let (mut a, mut b) = (Sums::default(), Sums::default());
-    if mid == 0 {
-        b = part(x2, w2, dw2);
-    } else {
-        pool::join(|| a = part(x1, w1, dw1), || b = part(x2, w2, dw2));
-    }
+    let (a, b) = pool::join_if(mid > 0, || part(x1, w1, dw1), || part(x2, w2, dw2));
     // SAFETY: both halves were written.
     (unsafe { dw.assume_init() }, penalty.penalty_of(&[a, b]))
 }
@@ -309,15 +314,9 @@ pub fn train_step<R: Rng>(
                 }
                 let dz = d.activation.backward(z.view(), y.view(), g.view());
                 if layer.trainable {
-                    let gradient = d.kernel_regularizer.and_then(|r| match penalty_gradient {
-                        PenaltyGradient::Keras => Some(r),
-                        PenaltyGradient::ProximalL1 => r.without_l1(),
-                    });
+                    let gradient = d.kernel_regularizer.and_then(|r| penalty_gradient.of(r));
                     let dw = match d.kernel_regularizer {
-                        Some(r)
-                            if r.is_elementwise()
-                                && gradient.is_none_or(|g| g.is_elementwise()) =>
-                        {
+                        Some(r) if r.fuses_with(gradient) => {
                             let (dw, penalty) = kernel_gradient_with_penalty(
                                 x.view(),
                                 dz.view(),
@@ -365,10 +364,7 @@ pub fn train_step<R: Rng>(
         if let (VarKind::Kernel, Some(p)) = (v.kind, kernel_penalties[v.layer]) {
             weight_penalty += p;
         } else if let Some(r) = reg {
-            let gradient = match penalty_gradient {
-                PenaltyGradient::Keras => Some(r),
-                PenaltyGradient::ProximalL1 => r.without_l1(),
-            };
+            let gradient = penalty_gradient.of(r);
             weight_penalty += r.penalty_and_gradient(gradient, values, grad.view_mut())?;
         }
         grads.push(grad.into_raw_vec_and_offset().0);

@@ -75,8 +75,6 @@ impl Model {
     /// parallel. Returns `[n, output_shape...]`.
     pub fn predict(&self, x: ArrayViewD<'_, f32>, batch_size: usize) -> Result<ArrayD<f32>> {
         self.check_input_shape(x.shape())?;
-        // Compute as XLA does under Keras (see `fpmode`), on every thread.
-        let _mode = FlushDenormals::enter();
         let n = x.shape()[0];
         let batch_size = batch_size.max(1);
         let per_sample: usize = self.input_shape.iter().product();
@@ -92,6 +90,8 @@ impl Model {
             out.par_chunks_mut(batch_size * out_per_sample)
                 .zip(flat.par_chunks(batch_size * per_sample))
                 .for_each(|(dst, src)| {
+                    // Compute as XLA does under Keras (see `fpmode`), on
+                    // whichever thread runs this batch.
                     let _mode = FlushDenormals::enter();
                     let rows = src.len() / per_sample.max(1);
                     let batch = ArrayView2::from_shape((src.len() / last.max(1), last), src)

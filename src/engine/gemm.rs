@@ -14,9 +14,9 @@
 //! Each output element is a fused multiply-add chain over the inner axis in
 //! order, so results differ from `matrixmultiply`'s only by rounding.
 
-use ndarray::linalg::general_mat_mul;
 use std::mem::MaybeUninit;
 
+use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 
 use super::pool;
@@ -37,51 +37,10 @@ const MAX_STREAMED_RHS: usize = 1 << 20;
 
 /// `a @ b` as a new array.
 pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
-    let (m, n) = (a.nrows(), b.ncols());
-    #[cfg(target_arch = "x86_64")]
-    if a.ncols() > 0 && avx512::usable(&b) {
-        let len = m.checked_mul(n).expect("product shape fits in memory");
-        let mut values = Vec::<f32>::with_capacity(len);
-        // SAFETY: the buffer holds m × n values in row-major order and the
-        // kernel writes every one of them before `set_len`.
-        unsafe {
-            streamed(a, b, Out(values.as_mut_ptr()), n as isize);
-            values.set_len(len);
-        }
-        return Array2::from_shape_vec((m, n), values).expect("m × n values");
-    }
-    #[cfg(target_arch = "x86_64")]
-    if a.ncols() > 0 && b.len() <= SMALL_COPY && !b.is_standard_layout() && avx512::available() {
-        // A small right-hand side in another layout (a transposed kernel in
-        // the backward pass): copying it costs less than the general path.
-        return matmul(a, b.as_standard_layout().view());
-    }
-    let mut c = Array2::<f32>::zeros((m, n));
-    matmul_into(a, b, c.view_mut());
-    c
-}
-
-/// `c = a @ b`.
-pub fn matmul_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    assert_eq!(b.nrows(), k, "inner dimensions of a product");
-    assert_eq!(c.dim(), (m, n), "shape of a product's output");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        c.fill(0.0);
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if avx512::usable(&b) && (n == 1 || c.strides()[1] == 1) {
-        let ldc = c.strides()[0];
-        // SAFETY: `c` is a live m × n view with unit column stride.
-        unsafe { streamed(a, b, Out(c.as_mut_ptr()), ldc) };
-        return;
-    }
-    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+    let mut c = Array2::<f32>::uninit((a.nrows(), b.ncols()));
+    matmul_into_uninit(a, b, c.view_mut());
+    // SAFETY: the product wrote every value.
+    unsafe { c.assume_init() }
 }
 
 /// `c = a @ b` into uninitialized storage: every value of `c` is written.
@@ -95,19 +54,29 @@ pub fn matmul_into_uninit(
     assert_eq!(b.nrows(), k, "inner dimensions of a product");
     assert_eq!(c.dim(), (m, n), "shape of a product's output");
     #[cfg(target_arch = "x86_64")]
-    if m > 0 && n > 0 && k > 0 && avx512::usable(&b) && (n == 1 || c.strides()[1] == 1) {
-        let ldc = c.strides()[0];
-        // SAFETY: `c` is a live m × n view with unit column stride; the
-        // kernel writes every value.
-        unsafe { streamed(a, b, Out(c.as_mut_ptr().cast::<f32>()), ldc) };
-        return;
+    if m > 0 && n > 0 && k > 0 && (n == 1 || c.strides()[1] == 1) && avx512::available() {
+        if avx512::usable(&b) {
+            let ldc = c.strides()[0];
+            // SAFETY: `c` is a live m × n view with unit column stride; the
+            // kernel writes every value.
+            unsafe { streamed(a, b, Out(c.as_mut_ptr().cast::<f32>()), ldc) };
+            return;
+        }
+        if b.len() <= SMALL_COPY && !b.is_standard_layout() {
+            // A small right-hand side in another layout (a transposed kernel
+            // in the backward pass): copying it costs less than the general
+            // path.
+            return matmul_into_uninit(a, b.as_standard_layout().view(), c);
+        }
     }
     c.iter_mut().for_each(|v| {
         v.write(0.0);
     });
     // SAFETY: every value was just written.
-    let c = unsafe { c.assume_init() };
-    matmul_into(a, b, c);
+    let mut c = unsafe { c.assume_init() };
+    if m > 0 && n > 0 && k > 0 {
+        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+    }
 }
 
 /// The output of a product: `m × n` values with unit column stride.
@@ -120,7 +89,7 @@ unsafe impl Send for Out {}
 /// when the product is large enough.
 ///
 /// # Safety
-/// `avx512::usable(&b)` holds, `a.ncols() == b.nrows() > 0`, and `c`
+/// The CPU has AVX-512, `avx512::usable(&b)` holds, `a.ncols() == b.nrows() > 0`, and `c`
 /// points to `a.nrows()` rows of `b.ncols()` writable values, `ldc` apart.
 #[cfg(target_arch = "x86_64")]
 unsafe fn streamed(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: Out, ldc: isize) {
@@ -178,7 +147,7 @@ mod avx512 {
     use super::{MAX_STREAMED_RHS, Out};
 
     /// Rows of the register block.
-    pub const ROWS: usize = 6;
+    const ROWS: usize = 6;
     /// Vectors (of 16 floats) per row of the register block.
     const VECS: usize = 4;
 
@@ -187,12 +156,10 @@ mod avx512 {
         std::arch::is_x86_feature_detected!("avx512f")
     }
 
-    /// True when this CPU has AVX-512 and `b` suits the kernel: unit
-    /// column stride, small enough to stay in cache.
+    /// True when `b` suits the kernel (on a CPU with AVX-512): unit column
+    /// stride, small enough to stay in cache.
     pub fn usable(b: &ArrayView2<'_, f32>) -> bool {
-        available()
-            && (b.ncols() == 1 || b.strides()[1] == 1)
-            && b.len().saturating_mul(4) <= MAX_STREAMED_RHS
+        (b.ncols() == 1 || b.strides()[1] == 1) && b.len().saturating_mul(4) <= MAX_STREAMED_RHS
     }
 
     /// `c = a @ b`.
@@ -216,7 +183,7 @@ mod avx512 {
             c: c.0,
             ldc,
         };
-        // SAFETY: `usable` checked the CPU feature; the pointers and strides
+        // SAFETY: the caller checked the CPU feature; the pointers and strides
         // come from live views of the stated shapes (and the caller's
         // output), and the kernel touches only elements inside them (the
         // last column block is masked).
@@ -382,21 +349,18 @@ mod tests {
             let tol = k.max(1) as f32 * f32::EPSILON;
             let a = filled((m, k), 1);
             let b = filled((k, n), 2);
-            let c = matmul(a.view(), b.view());
-            let r0 = reference(a.view(), b.view());
-            let err = error(&c, &r0);
-            assert!(err <= tol, "{m}x{k}x{n}: max error {err}");
+            let check = |a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, what: &str| {
+                let err = error(&matmul(a, b), &reference(a, b));
+                assert!(err <= tol, "{m}x{k}x{n}{what}: max error {err}");
+            };
+            check(a.view(), b.view(), "");
             // Transposed / strided left operand, as the backward pass uses.
             let at = filled((k, m), 3);
-            let c = matmul(at.t(), b.view());
-            let r = reference(at.t(), b.view());
-            let err = error(&c, &r);
-            assert!(err <= tol, "{m}x{k}x{n} (transposed a): max error {err}");
-            // A column-major right operand takes the general path.
+            check(at.t(), b.view(), " (transposed a)");
+            // A column-major right operand is copied or takes the general
+            // path.
             let bf = Array2::from_shape_vec((k, n).f(), b.t().iter().copied().collect()).unwrap();
-            let c = matmul(a.view(), bf.view());
-            let err = error(&c, &r0);
-            assert!(err <= tol, "{m}x{k}x{n} (f-order b): {err}");
+            check(a.view(), bf.view(), " (f-order b)");
         }
     }
 
@@ -404,8 +368,10 @@ mod tests {
     fn products_into_column_blocks_of_a_wider_output() {
         let a = filled((40, 30), 4);
         let b = filled((30, 50), 5);
-        let mut c = Array2::<f32>::from_elem((40, 80), 9.0);
-        matmul_into(a.view(), b.view(), c.slice_mut(ndarray::s![.., 10..60]));
+        let mut c = Array2::from_elem((40, 80), MaybeUninit::new(9.0f32));
+        matmul_into_uninit(a.view(), b.view(), c.slice_mut(ndarray::s![.., 10..60]));
+        // SAFETY: every value was initialized (9.0) or written.
+        let c = unsafe { c.assume_init() };
         let r = reference(a.view(), b.view());
         let err = error(&c.slice(ndarray::s![.., 10..60]).to_owned(), &r);
         assert!(err <= 1e-6, "{err}");

@@ -631,7 +631,7 @@ impl Optimizer {
             )
         };
         type Var<'v> = (&'v mut [f32], &'v [f32], Option<f32>, Vec<&'v mut [f32]>);
-        let (mut large, mut small): (Vec<Var<'_>>, Vec<Var<'_>>) = params
+        let (large, mut small): (Vec<Var<'_>>, Vec<Var<'_>>) = params
             .iter_mut()
             .zip(grads.iter())
             .zip(&mut self.slots)
@@ -641,18 +641,14 @@ impl Optimizer {
                 (&mut **p, g.as_slice(), scale, slots)
             })
             .partition(|(p, ..)| p.len() >= PARALLEL_UPDATE && super::pool::parallel());
-        for (i, (p, g, scale, slots)) in large.iter_mut().enumerate() {
+        for (p, g, scale, slots) in large {
             let mid = p.len() / 2;
             let (p1, p2) = p.split_at_mut(mid);
             let (g1, g2) = g.split_at(mid);
             let (mut s1, mut s2): (Vec<&mut [f32]>, Vec<&mut [f32]>) =
-                slots.iter_mut().map(|s| s.split_at_mut(mid)).unzip();
-            let scale = *scale;
-            let small = if i == 0 {
-                std::mem::take(&mut small)
-            } else {
-                Vec::new()
-            };
+                slots.into_iter().map(|s| s.split_at_mut(mid)).unzip();
+            // The first large variable takes the small ones along.
+            let small = std::mem::take(&mut small);
             super::pool::join(
                 || {
                     update(p1, g1, scale, &mut s1);

@@ -10,8 +10,9 @@
 //! and costs nothing.
 //!
 //! The worker runs each closure in the caller's floating-point mode (see
-//! [`super::fpmode`]). One caller uses the worker at a time; a concurrent caller (for example
-//! from inside a rayon task) simply runs both closures itself.
+//! [`super::fpmode`]). One caller uses the worker at a time; a concurrent
+//! caller (for example from inside a rayon task) simply runs both closures
+//! itself.
 
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -141,31 +142,30 @@ pub fn parallel() -> bool {
     worker().is_some()
 }
 
-/// Run `a` on this thread and `b` on the worker, returning when both are
-/// done. Without a worker, or while another caller has it, runs `a` then
-/// `b` here. A panic in either closure is propagated after both ended.
-pub fn join<A, B>(a: A, b: B)
+/// Run `a` on this thread and `b` on the worker, returning both results
+/// when both are done. Without a worker, or while another caller has it,
+/// runs `a` then `b` here. A panic in either closure is propagated after
+/// both ended.
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
 where
-    A: FnOnce(),
-    B: FnOnce() + Send,
+    A: FnOnce() -> RA,
+    B: FnOnce() -> RB + Send,
+    RB: Send,
 {
     let Some(w) = worker() else {
-        a();
-        b();
-        return;
+        return (a(), b());
     };
     if w.busy
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
-        a();
-        b();
-        return;
+        return (a(), b());
     }
     let mut b = Some(b);
-    let mut call = move || {
+    let mut rb = None;
+    let mut call = || {
         if let Some(b) = b.take() {
-            b()
+            rb = Some(b());
         }
     };
     let job: *mut (dyn FnMut() + Send + '_) = &mut call;
@@ -178,11 +178,25 @@ where
     if w.sleeping.load(Ordering::SeqCst) {
         w.thread.unpark();
     }
-    a();
+    let ra = a();
     if wait.finish() {
         drop(wait);
         resume_unwind(Box::new("a task on the worker thread panicked"));
     }
+    drop(wait);
+    (ra, rb.expect("the worker ran its closure"))
+}
+
+/// [`join`] when `split` is true; otherwise `a` then `b` on this thread (for
+/// work split into halves only when it is large enough to pay for the
+/// hand-over).
+pub fn join_if<A, B, RA, RB>(split: bool, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA,
+    B: FnOnce() -> RB + Send,
+    RB: Send,
+{
+    if split { join(a, b) } else { (a(), b()) }
 }
 
 #[cfg(test)]

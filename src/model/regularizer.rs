@@ -12,6 +12,7 @@ use std::fmt;
 use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Axis, Ix2};
 use serde_json::{Value, json};
 
+use crate::engine::pool::join_if;
 use crate::error::{Error, Result};
 
 /// A Keras regularizer.
@@ -182,7 +183,7 @@ impl Regularizer {
             let (abs, sq) = match x.as_slice() {
                 Some(s) => {
                     let (lo, hi) = s.split_at(split_point(s.len()));
-                    let (a, b) = on_both_threads(|| self.sums(lo), || self.sums(hi), lo.is_empty());
+                    let (a, b) = join_if(!lo.is_empty(), || self.sums(lo), || self.sums(hi));
                     (a.abs + b.abs, a.sq + b.sq)
                 }
                 None => (
@@ -214,8 +215,15 @@ impl Regularizer {
 
     /// True for the regularizers that act on each value alone (L1, L2,
     /// L1L2, the zero regularizer).
-    pub(crate) fn is_elementwise(self) -> bool {
+    fn is_elementwise(self) -> bool {
         !matches!(self, Regularizer::Orthogonal { .. })
+    }
+
+    /// True when this penalty and `gradient` (the regularizer whose
+    /// gradient is taken along) can be handled in one elementwise pass
+    /// ([`Regularizer::pass`]).
+    pub(crate) fn fuses_with(self, gradient: Option<Regularizer>) -> bool {
+        self.is_elementwise() && gradient.is_none_or(Self::is_elementwise)
     }
 
     /// The sums an elementwise penalty needs over `w`, in blocks of 256
@@ -259,17 +267,19 @@ impl Regularizer {
         x: ArrayViewD<'_, f32>,
         mut grad: ArrayViewMutD<'_, f32>,
     ) -> Result<f32> {
-        let elementwise = self.is_elementwise() && gradient.is_none_or(Self::is_elementwise);
-        if let (true, Some(w), Some(g)) = (elementwise, x.as_slice(), grad.as_slice_mut())
+        if let (true, Some(w), Some(g)) =
+            (self.fuses_with(gradient), x.as_slice(), grad.as_slice_mut())
             && w.len() == g.len()
         {
-            let half = |w: &[f32], g: &mut [f32]| self.pass(gradient, w, g);
             let mid = split_point(w.len());
             let (w1, w2) = w.split_at(mid);
             let (g1, g2) = g.split_at_mut(mid);
-            let serial = w1.is_empty();
-            let (a, b) = on_both_threads(|| half(w1, g1), || half(w2, g2), serial);
-            return Ok(self.penalty_from_sums(a.abs + b.abs, a.sq + b.sq));
+            let (a, b) = join_if(
+                mid > 0,
+                || self.pass(gradient, w1, g1),
+                || self.pass(gradient, w2, g2),
+            );
+            return Ok(self.penalty_of(&[a, b]));
         }
         let p = self.penalty(x.view())?;
         if let Some(r) = gradient {
@@ -297,11 +307,20 @@ impl Regularizer {
 
     /// `grad += scale · d(penalty)/dw` for an elementwise penalty.
     fn add_gradient_slice(self, w: &[f32], g: &mut [f32], scale: f32) {
+        let d = self.elementwise_derivative(scale);
+        for (g, &w) in g.iter_mut().zip(w) {
+            *g += d(w);
+        }
+    }
+
+    /// `scale · d(penalty)/dw` of an elementwise penalty, as a function of
+    /// the value.
+    fn elementwise_derivative(self, scale: f32) -> impl Fn(f32) -> f32 {
         let l1 = self.l1() as f32 * scale;
         let l2 = self.l2() as f32 * scale;
-        for (g, &w) in g.iter_mut().zip(w) {
+        move |w| {
             let d_abs = if w >= 0.0 { 1.0 } else { -1.0 };
-            *g += l1 * d_abs + 2.0 * l2 * w;
+            l1 * d_abs + 2.0 * l2 * w
         }
     }
 
@@ -355,17 +374,16 @@ impl Regularizer {
                 let mid = split_point(g.len());
                 let (g1, g2) = g.split_at_mut(mid);
                 let (w1, w2) = w.split_at(mid);
-                on_both_threads(
+                join_if(
+                    mid > 0,
                     || self.add_gradient_slice(w1, g1, scale),
                     || self.add_gradient_slice(w2, g2, scale),
-                    mid == 0,
                 );
             }
             _ => {
-                let (l1, l2) = (self.l1() as f32 * scale, self.l2() as f32 * scale);
+                let d = self.elementwise_derivative(scale);
                 for (g, &w) in grad.iter_mut().zip(x.iter()) {
-                    let d_abs = if w >= 0.0 { 1.0 } else { -1.0 };
-                    *g += l1 * d_abs + 2.0 * l2 * w;
+                    *g += d(w);
                 }
             }
         }
@@ -395,21 +413,6 @@ fn block_sum(w: &[f32], f: impl Fn(f32) -> f32) -> f64 {
 pub(crate) struct Sums {
     abs: f64,
     sq: f64,
-}
-
-/// Run `a` and `b` (on the two threads unless `serial`), returning both
-/// results.
-fn on_both_threads<A: Default + Send, B: Default + Send>(
-    a: impl FnOnce() -> A,
-    b: impl FnOnce() -> B + Send,
-    serial: bool,
-) -> (A, B) {
-    if serial {
-        return (a(), b());
-    }
-    let (mut ra, mut rb) = (A::default(), B::default());
-    crate::engine::pool::join(|| ra = a(), || rb = b());
-    (ra, rb)
 }
 
 /// Where a weight of `len` values is split between the two threads: at
