@@ -1383,47 +1383,68 @@ fn crossentropy_row(
     let k = x.len();
     if from_logits {
         let max = row_max(&x);
-        let e: Array1<f32> = x.mapv(|v| exp(v - max));
-        let s = e.sum();
-        let lse = s.ln();
-        let value = -(0..k).fold(0.0f32, |acc, j| acc + t(j) * ((x[j] - max) - lse));
-        if let Some(mut dp) = dp {
-            let c: Array1<f32> = (0..k).map(|j| (-g) * t(j)).collect();
-            let ct_s = c.iter().fold(0.0f32, |acc, &c| acc + -c) / s;
-            for j in 0..k {
-                dp[j] = c[j] + ct_s * e[j];
+        with_scratch(k, |e| {
+            for (e, &v) in e.iter_mut().zip(&x) {
+                *e = exp(v - max);
             }
-        }
-        value
+            let s = ArrayView1::from(&*e).sum();
+            let lse = s.ln();
+            let value = -(0..k).fold(0.0f32, |acc, j| acc + t(j) * ((x[j] - max) - lse));
+            if let Some(mut dp) = dp {
+                let c = |j: usize| (-g) * t(j);
+                let ct_s = (0..k).fold(0.0f32, |acc, j| acc + -c(j)) / s;
+                for j in 0..k {
+                    dp[j] = c(j) + ct_s * e[j];
+                }
+            }
+            value
+        })
     } else {
         let s = x.sum();
-        let r: Array1<f32> = x.mapv(|v| v / s);
-        let o: Array1<f32> = r.mapv(|v| clip(v, EPSILON, ONE_MINUS_EPSILON));
-        let value = -(0..k).fold(0.0f32, |acc, j| acc + t(j) * o[j].ln());
+        let r = |j: usize| x[j] / s;
+        let o = |j: usize| clip(r(j), EPSILON, ONE_MINUS_EPSILON);
+        // A zero target adds `0 · log(o)` = ±0 (o is clipped, so the log is
+        // finite unless o is NaN): the sum is the same without it.
+        let value = -(0..k).fold(0.0f32, |acc, j| {
+            let (t, o) = (t(j), o(j));
+            if t == 0.0 && !o.is_nan() {
+                acc
+            } else {
+                acc + t * o.ln()
+            }
+        });
         if let Some(mut dp) = dp {
-            let dr: Array1<f32> = (0..k)
-                .map(|j| (((-g) * t(j)) / o[j]) * clip_grad(r[j], EPSILON, ONE_MINUS_EPSILON))
-                .collect();
-            renormalization_grad(&x, s, &dr, &mut dp);
+            // `dr` is kept in `dp` until the renormalization gradient
+            // replaces it.
+            for j in 0..k {
+                dp[j] = (((-g) * t(j)) / o(j)) * clip_grad(r(j), EPSILON, ONE_MINUS_EPSILON);
+            }
+            renormalization_grad(&x, s, &mut dp);
         }
         value
     }
 }
 
+/// Run `f` on `k` scratch values (on the stack when few).
+fn with_scratch<R>(k: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    const STACK: usize = 64;
+    if k <= STACK {
+        f(&mut [0.0f32; STACK][..k])
+    } else {
+        f(&mut vec![0.0f32; k])
+    }
+}
+
 /// The gradient through `r = p / sum(p)` (the `div` JVP in both operands): `dr / s`
 /// plus, for every element, `sum((-dr) * p) * (1 / s²)` (`integer_pow(s, -2)`).
-fn renormalization_grad(
-    p: &ArrayView1<f32>,
-    s: f32,
-    dr: &Array1<f32>,
-    dp: &mut ArrayViewMut1<f32>,
-) {
+/// `d` holds `dr` on entry and the gradient on return.
+fn renormalization_grad(p: &ArrayView1<f32>, s: f32, d: &mut ArrayViewMut1<f32>) {
     let inv_s2 = 1.0 / (s * s);
-    let ds = dr
+    let ds = d
         .iter()
         .zip(p.iter())
         .fold(0.0f32, |acc, (&d, &p)| acc + ((-d) * p) * inv_s2);
-    Zip::from(dp).and(dr).for_each(|d, &dr| *d = dr / s + ds);
+    d.map_inplace(|d| *d = *d / s + ds);
 }
 
 /// keras/src/losses/losses.py `categorical_focal_crossentropy` for one row:
@@ -1454,7 +1475,7 @@ fn categorical_focal_row(
     if let Some(mut dp) = dp {
         // Cotangents: `g` to every `weighting * cce`; the `pow` JVP `gamma * u^(gamma-1)`;
         // `log` gives `/ o`; then the clip and the renormalisation.
-        let dr: Array1<f32> = (0..o.len())
+        let mut dq: Array1<f32> = (0..o.len())
             .map(|j| {
                 let ct_weighting = g * cce[j];
                 let ct_cce = g * weighting[j];
@@ -1464,8 +1485,7 @@ fn categorical_focal_row(
                 (from_modulating + from_log) * clip_grad(r[j], EPSILON, ONE_MINUS_EPSILON)
             })
             .collect();
-        let mut dq = Array1::zeros(p.len());
-        renormalization_grad(&p.view(), s, &dr, &mut dq.view_mut());
+        renormalization_grad(&p.view(), s, &mut dq.view_mut());
         if from_logits {
             // The `_softmax` custom JVP `y * (x_dot - sum(y * x_dot))`, transposed.
             let a: Array1<f32> = Zip::from(&p).and(&dq).map_collect(|&y, &d| y * d);
