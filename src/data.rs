@@ -4,12 +4,11 @@
 //! cast to float32 the way Keras casts its inputs (`numpy.astype("float32")`).
 
 use std::fs::File;
-use std::mem::MaybeUninit;
 use std::path::Path;
 use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
-use ndarray::{Array2, ArrayD, Axis, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayViewMut2, Axis, IxDyn};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WriteNpyExt};
 use rayon::prelude::*;
 
@@ -289,14 +288,28 @@ impl F32Data {
         }
     }
 
-    /// Rows `idx` (in that order) as a `[idx.len(), row_len]` array. For
-    /// large batches each thread copies one half of every row: the half of
-    /// the inputs that meets the half of the first kernel it works on (see
-    /// `engine::gemm`).
+    /// Rows `idx` (in that order) as a `[idx.len(), row_len]` array (see
+    /// [`F32Data::gather_rows_into`]).
     pub fn gather_rows(&self, idx: &[usize]) -> Array2<f32> {
+        let mut out = Array2::<f32>::zeros((idx.len(), self.row_len()));
+        self.gather_rows_into(idx, out.as_slice_mut().expect("a new array is in C order"));
+        out
+    }
+
+    /// Write rows `idx` (in that order) into `out`, `idx.len()` rows of
+    /// `row_len` values in C order. For large batches each thread copies
+    /// one half of every row: the half of the inputs that meets the half of
+    /// the first kernel it works on (see `engine::gemm`). A caller that
+    /// reuses `out` from batch to batch keeps each half in the cache of the
+    /// thread that uses it.
+    ///
+    /// # Panics
+    /// When `out` has another length or an index is out of range.
+    pub fn gather_rows_into(&self, idx: &[usize], out: &mut [f32]) {
         let w = self.row_len();
-        let mut out = Array2::<f32>::uninit((idx.len(), w));
-        let fill = |mut part: ndarray::ArrayViewMut2<'_, MaybeUninit<f32>>, lo: usize| {
+        let mut out = ArrayViewMut2::from_shape((idx.len(), w), out)
+            .expect("the output holds idx.len() rows of row_len values");
+        let fill = |mut part: ArrayViewMut2<'_, f32>, lo: usize| {
             for (mut row, &i) in part.rows_mut().into_iter().zip(idx) {
                 let dst = row.as_slice_mut().expect("rows of a C-order array");
                 self.copy_part(i * w + lo, dst);
@@ -308,25 +321,19 @@ impl F32Data {
         } else {
             fill(out.view_mut(), 0);
         }
-        // SAFETY: every row of `out` was filled, both column halves.
-        unsafe { out.assume_init() }
     }
 
     /// Copy the values from element `from` on into `dst`.
-    fn copy_part(&self, from: usize, dst: &mut [MaybeUninit<f32>]) {
+    fn copy_part(&self, from: usize, dst: &mut [f32]) {
         let n = dst.len();
         match self.parts() {
-            Err(values) => {
-                for (d, &v) in dst.iter_mut().zip(&values[from..from + n]) {
-                    d.write(v);
-                }
-            }
+            Err(values) => dst.copy_from_slice(&values[from..from + n]),
             Ok(bytes) => {
                 for (d, v) in dst
                     .iter_mut()
                     .zip(le_f32s(&bytes[from * 4..(from + n) * 4]))
                 {
-                    d.write(v);
+                    *d = v;
                 }
             }
         }

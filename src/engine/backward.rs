@@ -10,13 +10,11 @@
 //! that has a regularizer; `__call__`: the activity penalty is
 //! `regularizer(output) / batch_size`).
 
-use std::mem::MaybeUninit;
-
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMut1, ArrayViewMut2, Axis, CowArray, Ix2};
 use rand::Rng;
 
 use super::forward::{dense_affine, reshape_rows};
-use super::gemm::{matmul, matmul_into_uninit};
+use super::gemm::{matmul, matmul_into};
 use super::loss::Loss;
 use super::pool;
 use crate::error::Result;
@@ -132,11 +130,12 @@ impl PenaltyGradient {
     }
 }
 
-/// Per-layer values kept for the backward pass.
-enum Cache {
+/// Per-layer values kept for the backward pass (the first layer's input is
+/// the caller's batch, borrowed).
+enum Cache<'x> {
     None,
     Dense {
-        x: Array2<f32>,
+        x: CowArray<'x, f32, Ix2>,
         z: Array2<f32>,
         y: Array2<f32>,
     },
@@ -159,19 +158,17 @@ pub struct StepResult {
     pub y_pred: Array2<f32>,
     /// The loss Keras minimizes and reports: compiled loss + penalties.
     pub loss: f32,
-    /// Gradients aligned with the trainable variables.
-    pub grads: Vec<Vec<f32>>,
 }
 
 /// Forward pass in training mode, keeping what the backward pass needs.
 /// Dropout draws its masks from `rng`.
-fn forward_train<R: Rng>(
+fn forward_train<'x, R: Rng>(
     model: &Model,
     n: usize,
-    x: Array2<f32>,
+    x: ArrayView2<'x, f32>,
     rng: &mut R,
-) -> (Array2<f32>, Vec<Cache>, f32) {
-    let mut h = x;
+) -> (Array2<f32>, Vec<Cache<'x>>, f32) {
+    let mut h: CowArray<'x, f32, Ix2> = x.into();
     let mut caches = Vec::with_capacity(model.layers.len());
     let mut activity = 0.0f32;
     for layer in &model.layers {
@@ -185,11 +182,12 @@ fn forward_train<R: Rng>(
                     let p = r.penalty(y.view().into_dyn()).unwrap_or(0.0);
                     activity += if n == 0 { 0.0 } else { p / n as f32 };
                 }
-                (y.clone(), Cache::Dense { x: h, z, y })
+                (y.clone().into(), Cache::Dense { x: h, z, y })
             }
             LayerKind::Activation(a) => {
-                let y = a.forward(h.clone());
-                (y.clone(), Cache::Activation { x: h, y })
+                let x = h.into_owned();
+                let y = a.forward(x.clone());
+                (y.clone().into(), Cache::Activation { x, y })
             }
             LayerKind::Dropout { rate } => {
                 // `backend.random.dropout`: keep with probability 1 - rate,
@@ -203,18 +201,21 @@ fn forward_train<R: Rng>(
                         0.0
                     }
                 });
-                (&h * &mask, Cache::Dropout { mask })
+                ((&h * &mask).into(), Cache::Dropout { mask })
             }
             LayerKind::Flatten => {
                 let (rows, cols) = h.dim();
                 let width = h.len() / n.max(1);
-                (reshape_rows(h, n, width), Cache::Flatten { rows, cols })
+                (
+                    reshape_rows(h.into_owned(), n, width).into(),
+                    Cache::Flatten { rows, cols },
+                )
             }
         };
         h = out;
         caches.push(cache);
     }
-    (h, caches, activity)
+    (h.into_owned(), caches, activity)
 }
 
 /// One batch: `n` samples, inputs as `[n · lead, last]`, targets `[n, k]`.
@@ -222,30 +223,25 @@ pub struct Batch<'a> {
     /// Number of samples.
     pub n: usize,
     /// Inputs.
-    pub x: Array2<f32>,
+    pub x: ArrayView2<'a, f32>,
     /// Targets.
     pub y_true: ArrayView2<'a, f32>,
 }
 
-/// Kernel and optional bias gradients of one layer.
-type LayerGrads = Option<(Array2<f32>, Option<Array1<f32>>)>;
-
-/// A Dense kernel's gradient `xᵀ dz` together with its elementwise
-/// `penalty` (value) and `gradient`'s gradient (added), in one pass: each
-/// thread computes half of the kernel's rows and handles the penalty of
-/// exactly those rows while they are in its cache (the same half it updates
-/// in the optimizer).
+/// A Dense kernel's gradient `xᵀ dz`, written into `dw`, together with its
+/// elementwise `penalty` (value, returned) and `gradient`'s gradient (added),
+/// in one pass: each thread computes half of the kernel's rows and handles
+/// the penalty of exactly those rows while they are in its cache (the same
+/// half it updates in the optimizer).
 fn kernel_gradient_with_penalty(
     x: ArrayView2<'_, f32>,
     dz: ArrayView2<'_, f32>,
     kernel: ArrayView2<'_, f32>,
     penalty: Regularizer,
     gradient: Option<Regularizer>,
-) -> (Array2<f32>, f32) {
+    dw: ArrayViewMut2<'_, f32>,
+) -> f32 {
     let (rows, cols) = kernel.dim();
-    // Each thread writes (and so owns in its cache) its half of the
-    // gradient: nothing touches it before.
-    let mut dw = Array2::<f32>::uninit((rows, cols));
     let w = kernel.as_standard_layout();
     let w = w.as_slice().expect("standard layout");
     let mid = if rows * cols >= PARALLEL_KERNEL {
@@ -253,19 +249,16 @@ fn kernel_gradient_with_penalty(
     } else {
         0
     };
-    let part = |x: ArrayView2<'_, f32>, w: &[f32], mut dw: ArrayViewMut2<'_, MaybeUninit<f32>>| {
-        matmul_into_uninit(x, dz, dw.view_mut());
-        // SAFETY: the product wrote every value of this half.
-        let mut dw = unsafe { dw.assume_init() };
+    let part = |x: ArrayView2<'_, f32>, w: &[f32], mut dw: ArrayViewMut2<'_, f32>| {
+        matmul_into(x, dz, dw.view_mut());
         let g = dw.as_slice_mut().expect("rows of a C-order array");
         penalty.pass(gradient, w, g)
     };
     let (x1, x2) = x.t().split_at(Axis(0), mid);
     let (w1, w2) = w.split_at(mid * cols);
-    let (dw1, dw2) = dw.view_mut().split_at(Axis(0), mid);
+    let (dw1, dw2) = dw.split_at(Axis(0), mid);
     let (a, b) = pool::join_if(mid > 0, || part(x1, w1, dw1), || part(x2, w2, dw2));
-    // SAFETY: both halves were written.
-    (unsafe { dw.assume_init() }, penalty.penalty_of(&[a, b]))
+    penalty.penalty_of(&[a, b])
 }
 
 /// Kernels with at least this many values have their gradient and penalty
@@ -273,7 +266,10 @@ fn kernel_gradient_with_penalty(
 const PARALLEL_KERNEL: usize = 1 << 13;
 
 /// One training step on a batch: forward (training mode), total loss, and
-/// the gradient of the total loss for each variable in `vars`.
+/// the gradient of the total loss for each variable in `vars`, written into
+/// `grads` (one vector of the variable's size per variable, in `vars`
+/// order; reusing them from step to step keeps each half of a large
+/// gradient in the cache of the thread that computes and applies it).
 pub fn train_step<R: Rng>(
     model: &Model,
     vars: &[VarRef],
@@ -281,20 +277,27 @@ pub fn train_step<R: Rng>(
     batch: Batch<'_>,
     penalty_gradient: PenaltyGradient,
     rng: &mut R,
+    grads: &mut [Vec<f32>],
 ) -> Result<StepResult> {
     let Batch { n, x, y_true } = batch;
     let (y_pred, caches, activity) = forward_train(model, n, x, rng);
     let (compiled, dy) = loss_fn.loss_and_grad(y_pred.view(), y_true);
 
     // Weight penalties of trainable variables (layer.py `losses`) are
-    // computed with their gradients below, in one pass over each weight.
-    let mut weight_penalty = 0.0f32;
+    // computed with their gradients below, in one pass over each weight, and
+    // summed in variable order (zero without a regularizer).
+    let mut penalties = vec![0.0f32; vars.len()];
+    // Where each layer's kernel and bias gradients go in `grads`.
+    let mut slots: Vec<(Option<usize>, Option<usize>)> = vec![(None, None); model.layers.len()];
+    for (slot, v) in vars.iter().enumerate() {
+        match v.kind {
+            VarKind::Kernel => slots[v.layer].0 = Some(slot),
+            VarKind::Bias => slots[v.layer].1 = Some(slot),
+        }
+    }
 
     // Backward.
     let first_trainable = vars.iter().map(|v| v.layer).min();
-    let mut grads_by_layer: Vec<LayerGrads> = vec![None; model.layers.len()];
-    // Kernel penalties already computed with their kernel's gradient.
-    let mut kernel_penalties: Vec<Option<f32>> = vec![None; model.layers.len()];
     let mut g = dy;
     for (i, (layer, cache)) in model.layers.iter().zip(&caches).enumerate().rev() {
         let Some(first) = first_trainable else { break };
@@ -313,24 +316,47 @@ pub fn train_step<R: Rng>(
                         .expect("activity gradient keeps rank 2");
                 }
                 let dz = d.activation.backward(z.view(), y.view(), g.view());
-                if layer.trainable {
+                if let (true, (Some(k), b)) = (layer.trainable, slots[i]) {
+                    let dw = ArrayViewMut2::from_shape(d.kernel.dim(), &mut grads[k][..])
+                        .expect("gradient storage has the kernel's size");
                     let gradient = d.kernel_regularizer.and_then(|r| penalty_gradient.of(r));
-                    let dw = match d.kernel_regularizer {
+                    match d.kernel_regularizer {
                         Some(r) if r.fuses_with(gradient) => {
-                            let (dw, penalty) = kernel_gradient_with_penalty(
+                            penalties[k] = kernel_gradient_with_penalty(
                                 x.view(),
                                 dz.view(),
                                 d.kernel.view(),
                                 r,
                                 gradient,
+                                dw,
                             );
-                            kernel_penalties[i] = Some(penalty);
-                            dw
                         }
-                        _ => matmul(x.t(), dz.view()),
-                    };
-                    let db = d.bias.as_ref().map(|_| dz.sum_axis(Axis(0)));
-                    grads_by_layer[i] = Some((dw, db));
+                        Some(r) => {
+                            matmul_into(x.t(), dz.view(), dw);
+                            penalties[k] = r.penalty_and_gradient(
+                                gradient,
+                                d.kernel.view().into_dyn(),
+                                ArrayViewMut2::from_shape(d.kernel.dim(), &mut grads[k][..])
+                                    .expect("gradient storage has the kernel's size")
+                                    .into_dyn(),
+                            )?;
+                        }
+                        None => matmul_into(x.t(), dz.view(), dw),
+                    }
+                    if let (Some(b), Some(bias)) = (b, &d.bias) {
+                        let db = &mut grads[b];
+                        for (o, s) in db.iter_mut().zip(dz.sum_axis(Axis(0))) {
+                            *o = s;
+                        }
+                        if let Some(r) = d.bias_regularizer {
+                            let gradient = penalty_gradient.of(r);
+                            penalties[b] = r.penalty_and_gradient(
+                                gradient,
+                                bias.view().into_dyn(),
+                                ArrayViewMut1::from(&mut db[..]).into_dyn(),
+                            )?;
+                        }
+                    }
                 }
                 if need_dx {
                     matmul(dz.view(), d.kernel.t())
@@ -350,28 +376,9 @@ pub fn train_step<R: Rng>(
             _ => g,
         };
     }
-
-    let mut grads = Vec::with_capacity(vars.len());
-    for v in vars {
-        let (dw, db) = grads_by_layer[v.layer]
-            .as_mut()
-            .expect("every trainable layer got a gradient");
-        let mut grad = match v.kind {
-            VarKind::Kernel => std::mem::take(dw).into_dyn(),
-            VarKind::Bias => db.take().expect("bias gradient").into_dyn(),
-        };
-        let (reg, values) = var_regularizer(model, *v);
-        if let (VarKind::Kernel, Some(p)) = (v.kind, kernel_penalties[v.layer]) {
-            weight_penalty += p;
-        } else if let Some(r) = reg {
-            let gradient = penalty_gradient.of(r);
-            weight_penalty += r.penalty_and_gradient(gradient, values, grad.view_mut())?;
-        }
-        grads.push(grad.into_raw_vec_and_offset().0);
-    }
+    let weight_penalty = penalties.iter().fold(0.0f32, |sum, &p| sum + p);
     Ok(StepResult {
         y_pred,
         loss: compiled + activity + weight_penalty,
-        grads,
     })
 }

@@ -17,7 +17,7 @@
 use std::mem::MaybeUninit;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Ix2, ShapeBuilder};
 
 use super::pool;
 
@@ -41,6 +41,19 @@ pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     matmul_into_uninit(a, b, c.view_mut());
     // SAFETY: the product wrote every value.
     unsafe { c.assume_init() }
+}
+
+/// `c = a @ b`, overwriting `c`.
+pub fn matmul_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>) {
+    let (s0, s1) = (c.strides()[0], c.strides()[1]);
+    let dim = c.raw_dim();
+    let ptr = c.as_mut_ptr().cast::<MaybeUninit<f32>>();
+    // SAFETY: the same elements, borrowed mutably for the same lifetime;
+    // `MaybeUninit<f32>` has the layout of `f32`, and the product writes
+    // only initialized values.
+    let c =
+        unsafe { ArrayViewMut2::from_shape_ptr(dim.strides(Ix2(s0 as usize, s1 as usize)), ptr) };
+    matmul_into_uninit(a, b, c);
 }
 
 /// `c = a @ b` into uninitialized storage: every value of `c` is written.

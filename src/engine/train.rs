@@ -121,12 +121,22 @@ impl Dataset {
 
     /// Rows `idx` as a 2-D input batch `[rows · lead, last]` and targets.
     fn batch(&self, idx: &[usize]) -> (Array2<f32>, Array2<f32>) {
+        let mut buffer = Vec::new();
+        let xb = self.batch_into(idx, &mut buffer).to_owned();
+        (xb, self.y.select(Axis(0), idx))
+    }
+
+    /// Rows `idx` as a 2-D input batch `[rows · lead, last]` in `buffer`
+    /// (reused from batch to batch).
+    fn batch_into<'b>(&self, idx: &[usize], buffer: &'b mut Vec<f32>) -> ArrayView2<'b, f32> {
+        let per_row = self.x.row_len();
+        let len = idx.len() * per_row;
+        if buffer.len() < len {
+            buffer.resize(len, 0.0);
+        }
+        self.x.gather_rows_into(idx, &mut buffer[..len]);
         let last = *self.x.shape().last().unwrap_or(&1);
-        let xb = self.x.gather_rows(idx);
-        let rows = xb.len() / last.max(1);
-        let xb = xb.into_shape_with_order((rows, last)).expect("batch shape");
-        let yb = self.y.select(Axis(0), idx);
-        (xb, yb)
+        ArrayView2::from_shape((len / last.max(1), last), &buffer[..len]).expect("batch shape")
     }
 }
 
@@ -396,6 +406,12 @@ impl Trainer {
         };
         hook.start(model, &mut self.optimizer, &vars, plan)?;
         let mut global_step = 0usize;
+        // Buffers reused from step to step (see `train_step`).
+        let mut x_buffer = Vec::new();
+        let mut grads: Vec<Vec<f32>> = vars
+            .iter()
+            .map(|&v| vec![0.0; var_shape(model, v).iter().product()])
+            .collect();
         for epoch in 0..options.epochs {
             if options.shuffle {
                 order.shuffle(&mut rng);
@@ -406,19 +422,21 @@ impl Trainer {
             let mut tracker = MeanTracker::default();
             progress.epoch_start(epoch, options.epochs, steps);
             for (step, chunk) in order.chunks(batch_size).enumerate() {
-                let (xb, yb) = train.batch(chunk);
+                let xb = train.batch_into(chunk, &mut x_buffer);
+                let yb = train.y.select(Axis(0), chunk);
                 let batch = Batch {
                     n: chunk.len(),
                     x: xb,
                     y_true: yb.view(),
                 };
-                let mut result = train_step(
+                let result = train_step(
                     model,
                     &vars,
                     &self.loss,
                     batch,
                     options.penalty_gradient,
                     &mut rng,
+                    &mut grads,
                 )?;
                 if !result.loss.is_finite() {
                     return Err(Error::training(format!(
@@ -432,7 +450,7 @@ impl Trainer {
                 }
                 {
                     let mut params = param_slices(model, &vars);
-                    self.optimizer.apply(&mut params, &mut result.grads);
+                    self.optimizer.apply(&mut params, &mut grads);
                 }
                 global_step += 1;
                 hook.after_update(model, &mut self.optimizer, &vars, global_step)?;
