@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
-use ndarray::{Array2, ArrayD, ArrayViewMut2, Axis, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn};
+
+use crate::engine::gemm::Lhs;
 use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WriteNpyExt};
 use rayon::prelude::*;
 
@@ -269,6 +271,29 @@ impl F32Data {
         }
     }
 
+    /// Rows `range` as a `[rows · lead, last]` product operand, where they
+    /// lie (no copy), `last` being the size of the last axis; `None` when
+    /// the stored bytes cannot be used as they are (a big-endian target).
+    ///
+    /// # Panics
+    /// When the range is beyond the rows.
+    pub fn rows_in_place(&self, range: std::ops::Range<usize>) -> Option<Lhs<'_>> {
+        let w = self.row_len();
+        let last = *self.shape.last().unwrap_or(&1);
+        let rows = (range.len() * w).checked_div(last).unwrap_or(0);
+        let view = |v| ArrayView2::from_shape((rows, last), v).expect("rows of a C-order array");
+        match self.parts() {
+            Err(v) => Some(Lhs::View(view(&v[range.start * w..range.end * w]))),
+            Ok(bytes) => {
+                let bytes = &bytes[range.start * w * 4..range.end * w * 4];
+                match aligned_f32s(bytes) {
+                    Some(v) => Some(Lhs::View(view(v))),
+                    None => Lhs::from_le_bytes(bytes, rows, last),
+                }
+            }
+        }
+    }
+
     /// Rows `range` of the array, sharing the storage.
     pub fn slice_rows(&self, range: std::ops::Range<usize>) -> F32Data {
         let rows = self.shape.first().copied().unwrap_or(0);
@@ -429,6 +454,14 @@ fn map_file(file: &File) -> Option<Arc<Mmap>> {
     unsafe { MmapOptions::new().populate().map(file) }
         .ok()
         .map(Arc::new)
+}
+
+/// Little-endian float32 bytes as floats, when they are aligned for f32 on a
+/// little-endian target.
+fn aligned_f32s(bytes: &[u8]) -> Option<&[f32]> {
+    // SAFETY: every bit pattern is a valid f32.
+    let (pre, values, post) = unsafe { bytes.align_to::<f32>() };
+    (cfg!(target_endian = "little") && pre.is_empty() && post.is_empty()).then_some(values)
 }
 
 /// Read a `.npy` file as float32 data, casting float64 and integer arrays.
@@ -681,6 +714,42 @@ mod tests {
         std::fs::write(&p, &bytes).unwrap();
         let err = read_npz_data(&p, "x").unwrap_err().to_string();
         assert!(err.contains("CRC-32") && err.contains("x.npy"), "{err}");
+    }
+
+    #[test]
+    fn rows_in_place_are_the_rows_at_any_alignment() {
+        let dir = tempfile::tempdir().unwrap();
+        let x = ArrayD::from_shape_fn(IxDyn(&[5, 2, 3]), |i| {
+            (i[0] * 6 + i[1] * 3 + i[2]) as f32 * 0.25 - 2.0
+        });
+        let mut alignments = std::collections::BTreeSet::new();
+        let mut sources = vec![F32Data::from(x.clone())];
+        // Member names of 1 to 4 characters put the data at every offset
+        // modulo 4 in the file.
+        for name in ["x", "xy", "xyz", "wxyz"] {
+            let p = dir.path().join(format!("{name}.npz"));
+            let mut npz = ndarray_npy::NpzWriter::new(File::create(&p).unwrap());
+            npz.add_array(name, &x).unwrap();
+            npz.finish().unwrap();
+            let data = read_npz_data(&p, name).unwrap();
+            if let Ok(bytes) = data.parts() {
+                alignments.insert(bytes.as_ptr() as usize % 4);
+            }
+            sources.push(data);
+        }
+        assert_eq!(alignments.len(), 4, "offsets modulo 4: {alignments:?}");
+        for data in &sources {
+            let lhs = data.rows_in_place(1..4).unwrap();
+            // Rows × leading axis by the last axis.
+            assert_eq!(lhs.dim(), (6, 3));
+            let expected = x
+                .slice(ndarray::s![1..4, .., ..])
+                .to_owned()
+                .into_shape_with_order((6, 3))
+                .unwrap();
+            assert_eq!(lhs.to_array(), expected, "{data:?}");
+            assert_eq!(data.rows_in_place(5..5).unwrap().dim(), (0, 3));
+        }
     }
 
     #[test]

@@ -10,11 +10,11 @@
 //! that has a regularizer; `__call__`: the activity penalty is
 //! `regularizer(output) / batch_size`).
 
-use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMut1, ArrayViewMut2, Axis, CowArray, Ix2};
+use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::Rng;
 
 use super::forward::{dense_affine, reshape_rows};
-use super::gemm::{matmul, matmul_into};
+use super::gemm::{Lhs, matmul, matmul_into};
 use super::loss::Loss;
 use super::pool;
 use crate::error::Result;
@@ -130,12 +130,35 @@ impl PenaltyGradient {
     }
 }
 
-/// Per-layer values kept for the backward pass (the first layer's input is
-/// the caller's batch, borrowed).
+/// A layer's input in the forward pass: the caller's batch (borrowed, as
+/// the first Dense layer multiplies it where it lies) or an array computed
+/// by the layer before.
+enum LayerInput<'x> {
+    Batch(Lhs<'x>),
+    Array(Array2<f32>),
+}
+
+impl LayerInput<'_> {
+    fn lhs(&self) -> Lhs<'_> {
+        match self {
+            LayerInput::Batch(x) => x.reborrow(),
+            LayerInput::Array(a) => Lhs::View(a.view()),
+        }
+    }
+
+    fn into_array(self) -> Array2<f32> {
+        match self {
+            LayerInput::Batch(x) => x.to_array().into_owned(),
+            LayerInput::Array(a) => a,
+        }
+    }
+}
+
+/// Per-layer values kept for the backward pass.
 enum Cache<'x> {
     None,
     Dense {
-        x: CowArray<'x, f32, Ix2>,
+        x: LayerInput<'x>,
         z: Array2<f32>,
         y: Array2<f32>,
     },
@@ -165,33 +188,34 @@ pub struct StepResult {
 fn forward_train<'x, R: Rng>(
     model: &Model,
     n: usize,
-    x: ArrayView2<'x, f32>,
+    x: Lhs<'x>,
     rng: &mut R,
 ) -> (Array2<f32>, Vec<Cache<'x>>, f32) {
-    let mut h: CowArray<'x, f32, Ix2> = x.into();
+    let mut h = LayerInput::Batch(x);
     let mut caches = Vec::with_capacity(model.layers.len());
     let mut activity = 0.0f32;
     for layer in &model.layers {
         let (out, cache) = match &layer.kind {
             LayerKind::Input => (h, Cache::None),
             LayerKind::Dense(d) => {
-                let z = dense_affine(d, h.view());
+                let z = dense_affine(d, h.lhs());
                 let y = d.activation.forward(z.clone());
                 if let Some(r) = d.activity_regularizer {
                     // `ops.divide_no_nan(regularizer(output), batch_size)`.
                     let p = r.penalty(y.view().into_dyn()).unwrap_or(0.0);
                     activity += if n == 0 { 0.0 } else { p / n as f32 };
                 }
-                (y.clone().into(), Cache::Dense { x: h, z, y })
+                (LayerInput::Array(y.clone()), Cache::Dense { x: h, z, y })
             }
             LayerKind::Activation(a) => {
-                let x = h.into_owned();
+                let x = h.into_array();
                 let y = a.forward(x.clone());
-                (y.clone().into(), Cache::Activation { x, y })
+                (LayerInput::Array(y.clone()), Cache::Activation { x, y })
             }
             LayerKind::Dropout { rate } => {
                 // `backend.random.dropout`: keep with probability 1 - rate,
                 // scale kept values by 1 / (1 - rate).
+                let h = h.into_array();
                 let keep = 1.0 - *rate as f32;
                 let scale = 1.0 / keep;
                 let mask = Array2::from_shape_fn(h.raw_dim(), |_| {
@@ -201,13 +225,14 @@ fn forward_train<'x, R: Rng>(
                         0.0
                     }
                 });
-                ((&h * &mask).into(), Cache::Dropout { mask })
+                (LayerInput::Array(h * &mask), Cache::Dropout { mask })
             }
             LayerKind::Flatten => {
+                let h = h.into_array();
                 let (rows, cols) = h.dim();
                 let width = h.len() / n.max(1);
                 (
-                    reshape_rows(h.into_owned(), n, width).into(),
+                    LayerInput::Array(reshape_rows(h, n, width)),
                     Cache::Flatten { rows, cols },
                 )
             }
@@ -215,15 +240,15 @@ fn forward_train<'x, R: Rng>(
         h = out;
         caches.push(cache);
     }
-    (h.into_owned(), caches, activity)
+    (h.into_array(), caches, activity)
 }
 
 /// One batch: `n` samples, inputs as `[n · lead, last]`, targets `[n, k]`.
 pub struct Batch<'a> {
     /// Number of samples.
     pub n: usize,
-    /// Inputs.
-    pub x: ArrayView2<'a, f32>,
+    /// Inputs (an array, or rows where they lie in the data file).
+    pub x: Lhs<'a>,
     /// Targets.
     pub y_true: ArrayView2<'a, f32>,
 }
@@ -234,7 +259,7 @@ pub struct Batch<'a> {
 /// the penalty of exactly those rows while they are in its cache (the same
 /// half it updates in the optimizer).
 fn kernel_gradient_with_penalty(
-    x: ArrayView2<'_, f32>,
+    x: Lhs<'_>,
     dz: ArrayView2<'_, f32>,
     kernel: ArrayView2<'_, f32>,
     penalty: Regularizer,
@@ -249,7 +274,7 @@ fn kernel_gradient_with_penalty(
     } else {
         0
     };
-    let part = |x: ArrayView2<'_, f32>, w: &[f32], mut dw: ArrayViewMut2<'_, f32>| {
+    let part = |x: Lhs<'_>, w: &[f32], mut dw: ArrayViewMut2<'_, f32>| {
         matmul_into(x, dz, dw.view_mut());
         let g = dw.as_slice_mut().expect("rows of a C-order array");
         penalty.pass(gradient, w, g)
@@ -323,7 +348,7 @@ pub fn train_step<R: Rng>(
                     match d.kernel_regularizer {
                         Some(r) if r.fuses_with(gradient) => {
                             penalties[k] = kernel_gradient_with_penalty(
-                                x.view(),
+                                x.lhs(),
                                 dz.view(),
                                 d.kernel.view(),
                                 r,
@@ -332,7 +357,7 @@ pub fn train_step<R: Rng>(
                             );
                         }
                         Some(r) => {
-                            matmul_into(x.t(), dz.view(), dw);
+                            matmul_into(x.lhs().t(), dz.view(), dw);
                             penalties[k] = r.penalty_and_gradient(
                                 gradient,
                                 d.kernel.view().into_dyn(),
@@ -341,7 +366,7 @@ pub fn train_step<R: Rng>(
                                     .into_dyn(),
                             )?;
                         }
-                        None => matmul_into(x.t(), dz.view(), dw),
+                        None => matmul_into(x.lhs().t(), dz.view(), dw),
                     }
                     if let (Some(b), Some(bias)) = (b, &d.bias) {
                         let db = &mut grads[b];

@@ -12,7 +12,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, CowArray, Ix2, IxDyn};
 use rayon::prelude::*;
 
 use super::fpmode::FlushDenormals;
-use super::gemm::matmul;
+use super::gemm::{Lhs, matmul};
 use crate::error::{Error, Result};
 use crate::model::{Dense, LayerKind, Model};
 
@@ -23,7 +23,7 @@ pub fn dense_forward(dense: &Dense, x: ArrayView2<'_, f32>) -> Array2<f32> {
 }
 
 /// The affine part of a Dense layer: `x @ kernel + bias`.
-pub fn dense_affine(dense: &Dense, x: ArrayView2<'_, f32>) -> Array2<f32> {
+pub fn dense_affine<'a>(dense: &Dense, x: impl Into<Lhs<'a>>) -> Array2<f32> {
     let mut z = matmul(x, dense.kernel.view());
     if let Some(bias) = &dense.bias {
         z += bias;

@@ -17,7 +17,7 @@
 use std::mem::MaybeUninit;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Ix2, ShapeBuilder};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, CowArray, Ix2, ShapeBuilder};
 
 use super::pool;
 
@@ -35,16 +35,158 @@ const SMALL_COPY: usize = 1 << 14;
 /// Right-hand sides up to this many bytes are streamed from cache.
 const MAX_STREAMED_RHS: usize = 1 << 20;
 
+/// The left operand of a product: an array view, or float32 values stored
+/// little-endian at any byte alignment (training inputs used where they lie
+/// in a memory-mapped file, without copying them into a batch first).
+#[derive(Debug, Clone, Copy)]
+pub enum Lhs<'a> {
+    /// An array view.
+    View(ArrayView2<'a, f32>),
+    /// Values in bytes.
+    Bytes(ByteMatrix<'a>),
+}
+
+/// A matrix of float32 values stored in bytes (little-endian, any
+/// alignment): element `(i, j)` starts at byte `base + 4·(i·rs + j·cs)`.
+#[derive(Debug, Clone, Copy)]
+pub struct ByteMatrix<'a> {
+    bytes: &'a [u8],
+    base: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Lhs<'a> {
+    /// `rows × cols` values in C order in `bytes` (exactly that many):
+    /// `None` when the sizes disagree or this target is big-endian.
+    pub fn from_le_bytes(bytes: &'a [u8], rows: usize, cols: usize) -> Option<Self> {
+        let len = rows.checked_mul(cols)?.checked_mul(4)?;
+        (cfg!(target_endian = "little") && bytes.len() == len).then_some(Lhs::Bytes(ByteMatrix {
+            bytes,
+            base: 0,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }))
+    }
+
+    /// The same operand for a shorter lifetime.
+    pub fn reborrow<'b>(&'b self) -> Lhs<'b> {
+        match self {
+            Lhs::View(a) => Lhs::View(a.reborrow()),
+            Lhs::Bytes(m) => Lhs::Bytes(ByteMatrix {
+                bytes: m.bytes,
+                ..*m
+            }),
+        }
+    }
+
+    /// `(rows, columns)`.
+    pub fn dim(&self) -> (usize, usize) {
+        match self {
+            Lhs::View(a) => a.dim(),
+            Lhs::Bytes(m) => (m.rows, m.cols),
+        }
+    }
+
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        match self {
+            Lhs::View(a) => Lhs::View(a.reversed_axes()),
+            Lhs::Bytes(m) => Lhs::Bytes(ByteMatrix {
+                rows: m.cols,
+                cols: m.rows,
+                rs: m.cs,
+                cs: m.rs,
+                ..m
+            }),
+        }
+    }
+
+    /// Split before row (`Axis(0)`) or column (`Axis(1)`) `index`.
+    ///
+    /// # Panics
+    /// When `index` is beyond that axis.
+    pub fn split_at(self, axis: Axis, index: usize) -> (Self, Self) {
+        match self {
+            Lhs::View(a) => {
+                let (x, y) = a.split_at(axis, index);
+                (Lhs::View(x), Lhs::View(y))
+            }
+            Lhs::Bytes(m) => {
+                let (len, stride) = if axis == Axis(0) {
+                    (m.rows, m.rs)
+                } else {
+                    (m.cols, m.cs)
+                };
+                assert!(index <= len, "split at {index} of an axis of {len}");
+                let (mut x, mut y) = (m, m);
+                y.base = m.base + 4 * index * stride;
+                if axis == Axis(0) {
+                    (x.rows, y.rows) = (index, len - index);
+                } else {
+                    (x.cols, y.cols) = (index, len - index);
+                }
+                (Lhs::Bytes(x), Lhs::Bytes(y))
+            }
+        }
+    }
+
+    /// The values as an array (a copy for values in bytes).
+    pub fn to_array(self) -> CowArray<'a, f32, Ix2> {
+        match self {
+            Lhs::View(a) => a.into(),
+            Lhs::Bytes(m) => Array2::from_shape_fn((m.rows, m.cols), |(i, j)| m.at(i, j)).into(),
+        }
+    }
+
+    /// Pointer to element (0, 0) (possibly unaligned) and the strides in
+    /// elements, for the kernel.
+    #[cfg(target_arch = "x86_64")]
+    fn raw(&self) -> (*const f32, isize, isize) {
+        match self {
+            Lhs::View(a) => (a.as_ptr(), a.strides()[0], a.strides()[1]),
+            Lhs::Bytes(m) => (
+                m.bytes[m.base..].as_ptr().cast::<f32>(),
+                m.rs as isize,
+                m.cs as isize,
+            ),
+        }
+    }
+}
+
+impl ByteMatrix<'_> {
+    fn at(&self, i: usize, j: usize) -> f32 {
+        let at = self.base + 4 * (i * self.rs + j * self.cs);
+        let b = &self.bytes[at..at + 4];
+        f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+}
+
+impl<'a> From<ArrayView2<'a, f32>> for Lhs<'a> {
+    fn from(a: ArrayView2<'a, f32>) -> Self {
+        Lhs::View(a)
+    }
+}
+
 /// `a @ b` as a new array.
-pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
-    let mut c = Array2::<f32>::uninit((a.nrows(), b.ncols()));
+pub fn matmul<'a>(a: impl Into<Lhs<'a>>, b: ArrayView2<'_, f32>) -> Array2<f32> {
+    let a = a.into();
+    let mut c = Array2::<f32>::uninit((a.dim().0, b.ncols()));
     matmul_into_uninit(a, b, c.view_mut());
     // SAFETY: the product wrote every value.
     unsafe { c.assume_init() }
 }
 
 /// `c = a @ b`, overwriting `c`.
-pub fn matmul_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>) {
+pub fn matmul_into<'a>(
+    a: impl Into<Lhs<'a>>,
+    b: ArrayView2<'_, f32>,
+    mut c: ArrayViewMut2<'_, f32>,
+) {
     let (s0, s1) = (c.strides()[0], c.strides()[1]);
     let dim = c.raw_dim();
     let ptr = c.as_mut_ptr().cast::<MaybeUninit<f32>>();
@@ -57,11 +199,12 @@ pub fn matmul_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayV
 }
 
 /// `c = a @ b` into uninitialized storage: every value of `c` is written.
-pub fn matmul_into_uninit(
-    a: ArrayView2<'_, f32>,
+pub fn matmul_into_uninit<'a>(
+    a: impl Into<Lhs<'a>>,
     b: ArrayView2<'_, f32>,
     mut c: ArrayViewMut2<'_, MaybeUninit<f32>>,
 ) {
+    let a = a.into();
     let (m, k) = a.dim();
     let n = b.ncols();
     assert_eq!(b.nrows(), k, "inner dimensions of a product");
@@ -88,7 +231,7 @@ pub fn matmul_into_uninit(
     // SAFETY: every value was just written.
     let mut c = unsafe { c.assume_init() };
     if m > 0 && n > 0 && k > 0 {
-        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+        general_mat_mul(1.0, &a.to_array(), &b, 0.0, &mut c);
     }
 }
 
@@ -105,7 +248,7 @@ unsafe impl Send for Out {}
 /// The CPU has AVX-512, `avx512::usable(&b)` holds, `a.ncols() == b.nrows() > 0`, and `c`
 /// points to `a.nrows()` rows of `b.ncols()` writable values, `ldc` apart.
 #[cfg(target_arch = "x86_64")]
-unsafe fn streamed(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: Out, ldc: isize) {
+unsafe fn streamed(a: Lhs<'_>, b: ArrayView2<'_, f32>, c: Out, ldc: isize) {
     let (m, k) = a.dim();
     let n = b.ncols();
     let work = m.saturating_mul(k).saturating_mul(n);
@@ -113,8 +256,8 @@ unsafe fn streamed(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: Out, ldc: 
         // Few rows, long inner axis (a training batch against a wide
         // kernel): each thread takes half of the inner axis, i.e. half of
         // the kernel's rows: the half it also updates in the optimizer and
-        // whose batch columns it copied, so no large operand moves between
-        // cores. The halves are summed: `c = a₁b₁ + a₂b₂`, the same
+        // whose batch columns it reads (or copied), so no large operand
+        // moves between cores. The halves are summed: `c = a₁b₁ + a₂b₂`, the same
         // arithmetic with one thread or two.
         let kh = k / 2;
         let (a1, a2) = a.split_at(Axis(1), kh);
@@ -157,7 +300,7 @@ mod avx512 {
 
     use ndarray::ArrayView2;
 
-    use super::{MAX_STREAMED_RHS, Out};
+    use super::{Lhs, MAX_STREAMED_RHS, Out};
 
     /// Rows of the register block.
     const ROWS: usize = 6;
@@ -179,18 +322,18 @@ mod avx512 {
     ///
     /// # Safety
     /// As [`super::streamed`].
-    pub unsafe fn run(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: Out, ldc: isize) {
+    pub unsafe fn run(a: Lhs<'_>, b: ArrayView2<'_, f32>, c: Out, ldc: isize) {
         let (m, k) = a.dim();
         let n = b.ncols();
         if m == 0 || n == 0 {
             return;
         }
-        let sa = a.strides();
+        let (a, rsa, csa) = a.raw();
         let p = Operands {
             k,
-            a: a.as_ptr(),
-            rsa: sa[0],
-            csa: sa[1],
+            a,
+            rsa,
+            csa,
             b: b.as_ptr(),
             ldb: b.strides()[0],
             c: c.0,
@@ -204,7 +347,7 @@ mod avx512 {
     }
 
     /// Raw operands of one product: `a` is `m × k` with strides `rsa`,
-    /// `csa`; `b` is `k × n` with row stride `ldb`; `c` is `m × n` with row
+    /// `csa` (possibly unaligned, see [`Lhs`]); `b` is `k × n` with row stride `ldb`; `c` is `m × n` with row
     /// stride `ldc`.
     struct Operands {
         k: usize,
@@ -294,7 +437,7 @@ mod avx512 {
                 }
                 let acol = a0.offset(q as isize * p.csa);
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*acol.offset(r as isize * p.rsa));
+                    let av = _mm512_set1_ps(acol.offset(r as isize * p.rsa).read_unaligned());
                     for (slot, b) in row.iter_mut().zip(bv) {
                         *slot = _mm512_fmadd_ps(av, b, *slot);
                     }
@@ -375,6 +518,44 @@ mod tests {
             let bf = Array2::from_shape_vec((k, n).f(), b.t().iter().copied().collect()).unwrap();
             check(a.view(), bf.view(), " (f-order b)");
         }
+    }
+
+    /// `a`'s values as little-endian bytes after `shift` bytes of padding.
+    fn shifted_bytes(a: &Array2<f32>, shift: usize) -> Vec<u8> {
+        let mut bytes = vec![0xa5u8; shift];
+        bytes.extend(a.iter().flat_map(|v| v.to_le_bytes()));
+        bytes
+    }
+
+    #[test]
+    fn values_in_bytes_at_any_alignment_multiply_exactly_like_the_array() {
+        // A training batch (split along the inner axis), a transposed batch
+        // (the kernel gradient, split by rows), small odd shapes, and a
+        // right-hand side too large for the streamed kernel.
+        for &(m, k, n) in &[(32, 784, 64), (7, 9, 17), (1, 1, 1), (3, 600, 600)] {
+            let a = filled((m, k), 6);
+            let b = filled((k, n), 7);
+            let at = a.t().as_standard_layout().to_owned();
+            for shift in 0..4 {
+                let bytes = shifted_bytes(&a, shift);
+                let lhs = Lhs::from_le_bytes(&bytes[shift..], m, k).unwrap();
+                assert_eq!(lhs.dim(), (m, k));
+                assert_eq!(lhs.to_array(), a);
+                assert_eq!(matmul(lhs, b.view()), matmul(a.view(), b.view()));
+                // The transposed layout, as the kernel gradient reads a batch.
+                let bytes = shifted_bytes(&at, shift);
+                let lhs = Lhs::from_le_bytes(&bytes[shift..], k, m).unwrap().t();
+                assert_eq!(matmul(lhs, b.view()), matmul(at.t(), b.view()));
+                let (top, bottom) = lhs.split_at(Axis(0), m / 2);
+                assert_eq!(top.to_array(), a.slice(ndarray::s![..m / 2, ..]));
+                assert_eq!(bottom.to_array(), a.slice(ndarray::s![m / 2.., ..]));
+                let (left, right) = lhs.split_at(Axis(1), k / 2);
+                assert_eq!(left.to_array(), a.slice(ndarray::s![.., ..k / 2]));
+                assert_eq!(right.to_array(), a.slice(ndarray::s![.., k / 2..]));
+            }
+        }
+        assert!(Lhs::from_le_bytes(&[0u8; 12], 2, 2).is_none());
+        assert!(Lhs::from_le_bytes(&[0u8; 16], usize::MAX, 2).is_none());
     }
 
     #[test]

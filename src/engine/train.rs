@@ -18,6 +18,7 @@ use super::backward::{
     weight_penalties,
 };
 use super::fpmode::FlushDenormals;
+use super::gemm::Lhs;
 use super::loss::Loss;
 use super::metrics::Metric;
 use super::optimizer::Optimizer;
@@ -124,6 +125,19 @@ impl Dataset {
         let mut buffer = Vec::new();
         let xb = self.batch_into(idx, &mut buffer).to_owned();
         (xb, self.y.select(Axis(0), idx))
+    }
+
+    /// Rows `idx` as a 2-D input batch `[rows · lead, last]`: where they lie
+    /// when they are consecutive rows (no shuffling), else copied into
+    /// `buffer` (reused from batch to batch).
+    fn batch_x<'b>(&'b self, idx: &[usize], buffer: &'b mut Vec<f32>) -> Lhs<'b> {
+        let consecutive = idx.windows(2).all(|w| w[1] == w[0] + 1);
+        if let (true, Some(&first)) = (consecutive, idx.first())
+            && let Some(rows) = self.x.rows_in_place(first..first + idx.len())
+        {
+            return rows;
+        }
+        self.batch_into(idx, buffer).into()
     }
 
     /// Rows `idx` as a 2-D input batch `[rows · lead, last]` in `buffer`
@@ -422,7 +436,7 @@ impl Trainer {
             let mut tracker = MeanTracker::default();
             progress.epoch_start(epoch, options.epochs, steps);
             for (step, chunk) in order.chunks(batch_size).enumerate() {
-                let xb = train.batch_into(chunk, &mut x_buffer);
+                let xb = train.batch_x(chunk, &mut x_buffer);
                 let yb = train.y.select(Axis(0), chunk);
                 let batch = Batch {
                     n: chunk.len(),
