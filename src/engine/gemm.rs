@@ -245,8 +245,9 @@ unsafe impl Send for Out {}
 /// when the product is large enough.
 ///
 /// # Safety
-/// The CPU has AVX-512, `avx512::usable(&b)` holds, `a.ncols() == b.nrows() > 0`, and `c`
-/// points to `a.nrows()` rows of `b.ncols()` writable values, `ldc` apart.
+/// The CPU has AVX-512, `avx512::usable(&b)` holds, `a` is `m × k` with
+/// `k == b.nrows() > 0`, and `c` points to `m` rows of `b.ncols()` writable
+/// values, `ldc` apart.
 #[cfg(target_arch = "x86_64")]
 unsafe fn streamed(a: Lhs<'_>, b: ArrayView2<'_, f32>, c: Out, ldc: isize) {
     let (m, k) = a.dim();
