@@ -251,7 +251,8 @@ fn dense_weights(path: &Path) -> Vec<Vec<f32>> {
 /// The same data stored in every layout kerasrs reads — `.npz` members whose
 /// values lie at each byte alignment in the file (used where they lie),
 /// `.npy` files (mapped), a compressed `.npz` (inflated into memory) — trains
-/// to the same weights, bit for bit, in order and shuffled.
+/// to the same weights, bit for bit, in order and shuffled, with the same
+/// validation history.
 #[test]
 fn data_layout_does_not_change_training() {
     use ndarray::{Array1, Array2};

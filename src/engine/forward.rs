@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::model::{Dense, LayerKind, Model};
 
 /// Apply a Dense layer to a batch: `activation(x @ kernel + bias)`.
-pub fn dense_forward(dense: &Dense, x: ArrayView2<'_, f32>) -> Array2<f32> {
+pub fn dense_forward<'a>(dense: &Dense, x: impl Into<Lhs<'a>>) -> Array2<f32> {
     let z = dense_affine(dense, x);
     dense.activation.forward(z)
 }

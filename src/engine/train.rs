@@ -120,13 +120,6 @@ impl Dataset {
         ))
     }
 
-    /// Rows `idx` as a 2-D input batch `[rows · lead, last]` and targets.
-    fn batch(&self, idx: &[usize]) -> (Array2<f32>, Array2<f32>) {
-        let mut buffer = Vec::new();
-        let xb = self.batch_into(idx, &mut buffer).to_owned();
-        (xb, self.y.select(Axis(0), idx))
-    }
-
     /// Rows `idx` as a 2-D input batch `[rows · lead, last]`: where they lie
     /// when they are consecutive rows (no shuffling), else copied into
     /// `buffer` (reused from batch to batch).
@@ -283,29 +276,37 @@ fn logs_of(loss: f32, metrics: &[Metric]) -> Logs {
 }
 
 /// Inference forward pass that also sums activity penalties (Keras adds
-/// them on every call, also in `evaluate`).
-fn forward_with_activity(model: &Model, n: usize, x: Array2<f32>) -> Result<(Array2<f32>, f32)> {
-    let mut h = x;
+/// them on every call, also in `evaluate`). The batch `x` is used where it
+/// lies until a layer other than Dense needs it as an array.
+fn forward_with_activity(model: &Model, n: usize, x: Lhs<'_>) -> Result<(Array2<f32>, f32)> {
+    // `None` while the layers so far passed the batch on unchanged.
+    let mut h: Option<Array2<f32>> = None;
     let mut activity = 0.0f32;
     for layer in &model.layers {
         h = match &layer.kind {
             LayerKind::Input | LayerKind::Dropout { .. } => h,
             LayerKind::Dense(d) => {
-                let y = super::forward::dense_forward(d, h.view());
+                let y = match &h {
+                    Some(a) => super::forward::dense_forward(d, a.view()),
+                    None => super::forward::dense_forward(d, x.reborrow()),
+                };
                 if let Some(r) = d.activity_regularizer {
                     let p = r.penalty(y.view().into_dyn())?;
                     activity += if n == 0 { 0.0 } else { p / n as f32 };
                 }
-                y
+                Some(y)
             }
-            LayerKind::Activation(a) => a.forward(h),
+            LayerKind::Activation(a) => {
+                Some(a.forward(h.unwrap_or_else(|| x.to_array().into_owned())))
+            }
             LayerKind::Flatten => {
+                let h = h.unwrap_or_else(|| x.to_array().into_owned());
                 let width = h.len() / n.max(1);
-                super::forward::reshape_rows(h, n, width)
+                Some(super::forward::reshape_rows(h, n, width))
             }
         };
     }
-    Ok((h, activity))
+    Ok((h.unwrap_or_else(|| x.to_array().into_owned()), activity))
 }
 
 /// Collect mutable slices of the trainable variables, in `vars` order.
@@ -364,8 +365,10 @@ impl Trainer {
             m.reset();
         }
         let idx: Vec<usize> = (0..data.len()).collect();
+        let mut x_buffer = Vec::new();
         for chunk in idx.chunks(batch_size.max(1)) {
-            let (xb, yb) = data.batch(chunk);
+            let xb = data.batch_x(chunk, &mut x_buffer);
+            let yb = data.y.select(Axis(0), chunk);
             let (y_pred, activity) = forward_with_activity(model, chunk.len(), xb)?;
             let compiled = self.loss.loss_and_grad(y_pred.view(), yb.view()).0;
             let loss = compiled + activity + penalties;
