@@ -8,13 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
-use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn};
-
-use crate::engine::gemm::Lhs;
+use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WriteNpyExt};
 use rayon::prelude::*;
 
 use crate::archive::atomic::write_atomic_with;
+use crate::engine::gemm::Lhs;
 use crate::error::{Error, Result};
 
 /// Batches with at least this many values are gathered on two threads.
@@ -311,14 +310,6 @@ impl F32Data {
             first: self.first + lo * self.row_len(),
             scanned: None,
         }
-    }
-
-    /// Rows `idx` (in that order) as a `[idx.len(), row_len]` array (see
-    /// [`F32Data::gather_rows_into`]).
-    pub fn gather_rows(&self, idx: &[usize]) -> Array2<f32> {
-        let mut out = Array2::<f32>::zeros((idx.len(), self.row_len()));
-        self.gather_rows_into(idx, out.as_slice_mut().expect("a new array is in C order"));
-        out
     }
 
     /// Write rows `idx` (in that order) into `out`, `idx.len()` rows of
@@ -695,8 +686,8 @@ mod tests {
             tail.to_array(),
             x.slice(ndarray::s![1.., .., ..]).to_owned().into_dyn()
         );
-        let rows = data.gather_rows(&[2, 0]);
-        let rows = rows.as_slice().unwrap();
+        let mut rows = vec![0.0; 20];
+        data.gather_rows_into(&[2, 0], &mut rows);
         assert_eq!(rows[..10], x.as_slice().unwrap()[20..30]);
         assert_eq!(rows[10..], x.as_slice().unwrap()[..10]);
         // The same data from memory behaves the same.

@@ -13,7 +13,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMut1, ArrayViewMut2, Axis};
 use rand::Rng;
 
-use super::forward::{dense_affine, reshape_rows};
+use super::forward::{LayerInput, dense_affine, reshape_rows};
 use super::gemm::{Lhs, matmul, matmul_into};
 use super::loss::Loss;
 use super::pool;
@@ -126,30 +126,6 @@ impl PenaltyGradient {
         match self {
             PenaltyGradient::Keras => Some(r),
             PenaltyGradient::ProximalL1 => r.without_l1(),
-        }
-    }
-}
-
-/// A layer's input in the forward pass: the caller's batch (borrowed, as
-/// the first Dense layer multiplies it where it lies) or an array computed
-/// by the layer before.
-enum LayerInput<'x> {
-    Batch(Lhs<'x>),
-    Array(Array2<f32>),
-}
-
-impl LayerInput<'_> {
-    fn lhs(&self) -> Lhs<'_> {
-        match self {
-            LayerInput::Batch(x) => x.reborrow(),
-            LayerInput::Array(a) => Lhs::View(a.view()),
-        }
-    }
-
-    fn into_array(self) -> Array2<f32> {
-        match self {
-            LayerInput::Batch(x) => x.to_array().into_owned(),
-            LayerInput::Array(a) => a,
         }
     }
 }
@@ -357,13 +333,12 @@ pub fn train_step<R: Rng>(
                             );
                         }
                         Some(r) => {
-                            matmul_into(x.lhs().t(), dz.view(), dw);
+                            let mut dw = dw;
+                            matmul_into(x.lhs().t(), dz.view(), dw.view_mut());
                             penalties[k] = r.penalty_and_gradient(
                                 gradient,
                                 d.kernel.view().into_dyn(),
-                                ArrayViewMut2::from_shape(d.kernel.dim(), &mut grads[k][..])
-                                    .expect("gradient storage has the kernel's size")
-                                    .into_dyn(),
+                                dw.into_dyn(),
                             )?;
                         }
                         None => matmul_into(x.lhs().t(), dz.view(), dw),

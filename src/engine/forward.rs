@@ -16,6 +16,35 @@ use super::gemm::{Lhs, matmul};
 use crate::error::{Error, Result};
 use crate::model::{Dense, LayerKind, Model};
 
+/// A layer's input in a forward pass: the caller's batch (borrowed: a Dense
+/// layer multiplies it where it lies) or an array computed by the layer
+/// before.
+pub(crate) enum LayerInput<'x> {
+    /// The batch, where it lies.
+    Batch(Lhs<'x>),
+    /// Computed values.
+    Array(Array2<f32>),
+}
+
+impl LayerInput<'_> {
+    /// The input as a product operand.
+    pub(crate) fn lhs(&self) -> Lhs<'_> {
+        match self {
+            LayerInput::Batch(x) => x.reborrow(),
+            LayerInput::Array(a) => Lhs::View(a.view()),
+        }
+    }
+
+    /// The input as an array (a copy of the batch when it is still the
+    /// batch and lies in bytes).
+    pub(crate) fn into_array(self) -> Array2<f32> {
+        match self {
+            LayerInput::Batch(x) => x.to_array().into_owned(),
+            LayerInput::Array(a) => a,
+        }
+    }
+}
+
 /// Apply a Dense layer to a batch: `activation(x @ kernel + bias)`.
 pub fn dense_forward<'a>(dense: &Dense, x: impl Into<Lhs<'a>>) -> Array2<f32> {
     let z = dense_affine(dense, x);

@@ -77,10 +77,7 @@ impl<'a> Lhs<'a> {
     pub fn reborrow<'b>(&'b self) -> Lhs<'b> {
         match self {
             Lhs::View(a) => Lhs::View(a.reborrow()),
-            Lhs::Bytes(m) => Lhs::Bytes(ByteMatrix {
-                bytes: m.bytes,
-                ..*m
-            }),
+            Lhs::Bytes(m) => Lhs::Bytes(*m),
         }
     }
 

@@ -17,6 +17,7 @@ use super::backward::{
     Batch, PenaltyGradient, VarKind, VarRef, train_step, trainable_variables, var_shape,
     weight_penalties,
 };
+use super::forward::{LayerInput, dense_forward, reshape_rows};
 use super::fpmode::FlushDenormals;
 use super::gemm::Lhs;
 use super::loss::Loss;
@@ -130,12 +131,6 @@ impl Dataset {
         {
             return rows;
         }
-        self.batch_into(idx, buffer).into()
-    }
-
-    /// Rows `idx` as a 2-D input batch `[rows · lead, last]` in `buffer`
-    /// (reused from batch to batch).
-    fn batch_into<'b>(&self, idx: &[usize], buffer: &'b mut Vec<f32>) -> ArrayView2<'b, f32> {
         let per_row = self.x.row_len();
         let len = idx.len() * per_row;
         if buffer.len() < len {
@@ -143,7 +138,9 @@ impl Dataset {
         }
         self.x.gather_rows_into(idx, &mut buffer[..len]);
         let last = *self.x.shape().last().unwrap_or(&1);
-        ArrayView2::from_shape((len / last.max(1), last), &buffer[..len]).expect("batch shape")
+        Lhs::View(
+            ArrayView2::from_shape((len / last.max(1), last), &buffer[..len]).expect("batch shape"),
+        )
     }
 }
 
@@ -276,37 +273,30 @@ fn logs_of(loss: f32, metrics: &[Metric]) -> Logs {
 }
 
 /// Inference forward pass that also sums activity penalties (Keras adds
-/// them on every call, also in `evaluate`). The batch `x` is used where it
-/// lies until a layer other than Dense needs it as an array.
+/// them on every call, also in `evaluate`).
 fn forward_with_activity(model: &Model, n: usize, x: Lhs<'_>) -> Result<(Array2<f32>, f32)> {
-    // `None` while the layers so far passed the batch on unchanged.
-    let mut h: Option<Array2<f32>> = None;
+    let mut h = LayerInput::Batch(x);
     let mut activity = 0.0f32;
     for layer in &model.layers {
         h = match &layer.kind {
             LayerKind::Input | LayerKind::Dropout { .. } => h,
             LayerKind::Dense(d) => {
-                let y = match &h {
-                    Some(a) => super::forward::dense_forward(d, a.view()),
-                    None => super::forward::dense_forward(d, x.reborrow()),
-                };
+                let y = dense_forward(d, h.lhs());
                 if let Some(r) = d.activity_regularizer {
                     let p = r.penalty(y.view().into_dyn())?;
                     activity += if n == 0 { 0.0 } else { p / n as f32 };
                 }
-                Some(y)
+                LayerInput::Array(y)
             }
-            LayerKind::Activation(a) => {
-                Some(a.forward(h.unwrap_or_else(|| x.to_array().into_owned())))
-            }
+            LayerKind::Activation(a) => LayerInput::Array(a.forward(h.into_array())),
             LayerKind::Flatten => {
-                let h = h.unwrap_or_else(|| x.to_array().into_owned());
+                let h = h.into_array();
                 let width = h.len() / n.max(1);
-                Some(super::forward::reshape_rows(h, n, width))
+                LayerInput::Array(reshape_rows(h, n, width))
             }
         };
     }
-    Ok((h.unwrap_or_else(|| x.to_array().into_owned()), activity))
+    Ok((h.into_array(), activity))
 }
 
 /// Collect mutable slices of the trainable variables, in `vars` order.

@@ -180,18 +180,17 @@ impl Regularizer {
     /// once, which is as close as f32 gets to XLA's tree reductions.
     pub fn penalty(self, x: ArrayViewD<'_, f32>) -> Result<f32> {
         if self.is_elementwise() {
-            let (abs, sq) = match x.as_slice() {
+            return Ok(match x.as_slice() {
                 Some(s) => {
                     let (lo, hi) = s.split_at(split_point(s.len()));
                     let (a, b) = join_if(!lo.is_empty(), || self.sums(lo), || self.sums(hi));
-                    (a.abs + b.abs, a.sq + b.sq)
+                    self.penalty_of(&[a, b])
                 }
-                None => (
+                None => self.penalty_from_sums(
                     x.iter().map(|&v| f64::from(v.abs())).sum(),
                     x.iter().map(|&v| f64::from(v * v)).sum(),
                 ),
-            };
-            return Ok(self.penalty_from_sums(abs, sq));
+            });
         }
         Ok(match self {
             Regularizer::Orthogonal { factor, rows } => {
