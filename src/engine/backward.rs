@@ -27,6 +27,9 @@ pub enum VarKind {
     Kernel,
     /// A Dense bias `[units]`.
     Bias,
+    /// Variable `i` of a layer implemented through `LayerOp` (its
+    /// `vars()[i]`: BatchNormalization's gamma, PReLU's alpha, ...).
+    Op(usize),
 }
 
 /// A trainable variable: a layer (index into `model.layers`) and a weight.
@@ -43,6 +46,17 @@ pub struct VarRef {
 pub fn trainable_variables(model: &Model) -> Vec<VarRef> {
     let mut vars = Vec::new();
     for (i, layer) in model.layers.iter().enumerate() {
+        if let (true, Some(op)) = (layer.trainable, layer.op()) {
+            for (v, var) in op.vars().iter().enumerate() {
+                if var.trainable {
+                    vars.push(VarRef {
+                        layer: i,
+                        kind: VarKind::Op(v),
+                    });
+                }
+            }
+            continue;
+        }
         if let (true, Some(d)) = (layer.trainable, layer.dense()) {
             vars.push(VarRef {
                 layer: i,
@@ -61,35 +75,51 @@ pub fn trainable_variables(model: &Model) -> Vec<VarRef> {
 
 /// The shape of a trainable variable.
 pub fn var_shape(model: &Model, v: VarRef) -> Vec<usize> {
+    if let (VarKind::Op(i), Some(op)) = (v.kind, model.layers[v.layer].op()) {
+        return op.vars()[i].value.shape().to_vec();
+    }
     let d = model.layers[v.layer]
         .dense()
         .expect("trainable variables belong to Dense layers");
     match v.kind {
         VarKind::Kernel => d.kernel.shape().to_vec(),
-        VarKind::Bias => vec![d.units],
+        VarKind::Bias | VarKind::Op(_) => vec![d.units],
     }
 }
 
 /// The values of a trainable variable, mutably (C order).
 pub fn var_values_mut(model: &mut Model, v: VarRef) -> &mut [f32] {
+    if let VarKind::Op(i) = v.kind {
+        let op = model.layers[v.layer]
+            .op_mut()
+            .expect("op variables belong to op layers");
+        return op.vars_mut()[i]
+            .value
+            .as_slice_mut()
+            .expect("variables are stored in standard layout");
+    }
     let d = model.layers[v.layer]
         .dense_mut()
         .expect("trainable variables belong to Dense layers");
     match v.kind {
         VarKind::Kernel => d.kernel.as_slice_mut(),
-        VarKind::Bias => d.bias.as_mut().and_then(|b| b.as_slice_mut()),
+        VarKind::Bias | VarKind::Op(_) => d.bias.as_mut().and_then(|b| b.as_slice_mut()),
     }
     .expect("weights are stored in standard layout")
 }
 
 /// A trainable variable's regularizer and current values.
 pub fn var_regularizer(model: &Model, v: VarRef) -> (Option<Regularizer>, ArrayViewD<'_, f32>) {
+    if let (VarKind::Op(i), Some(op)) = (v.kind, model.layers[v.layer].op()) {
+        let var = &op.vars()[i];
+        return (var.regularizer, var.value.view());
+    }
     let d = model.layers[v.layer]
         .dense()
         .expect("trainable variables belong to Dense layers");
     match v.kind {
         VarKind::Kernel => (d.kernel_regularizer, d.kernel.view().into_dyn()),
-        VarKind::Bias => (
+        VarKind::Bias | VarKind::Op(_) => (
             d.bias_regularizer,
             d.bias.as_ref().expect("bias").view().into_dyn(),
         ),
@@ -122,7 +152,7 @@ pub enum PenaltyGradient {
 impl PenaltyGradient {
     /// The regularizer whose gradient enters the training gradient for a
     /// weight regularized by `r` (none when nothing of it remains).
-    fn of(self, r: Regularizer) -> Option<Regularizer> {
+    pub(crate) fn of(self, r: Regularizer) -> Option<Regularizer> {
         match self {
             PenaltyGradient::Keras => Some(r),
             PenaltyGradient::ProximalL1 => r.without_l1(),
@@ -203,6 +233,7 @@ fn forward_train<'x, R: Rng>(
                 });
                 (LayerInput::Array(h * &mask), Cache::Dropout { mask })
             }
+            LayerKind::Op(_) => unreachable!("chain models have no op layers (Model::is_chain)"),
             LayerKind::Flatten => {
                 let h = h.into_array();
                 let (rows, cols) = h.dim();
@@ -294,6 +325,7 @@ pub fn train_step<R: Rng>(
         match v.kind {
             VarKind::Kernel => slots[v.layer].0 = Some(slot),
             VarKind::Bias => slots[v.layer].1 = Some(slot),
+            VarKind::Op(_) => {}
         }
     }
 

@@ -95,6 +95,9 @@ impl Model {
                     let width = h.len() / n.max(1);
                     reshape_rows(h.into_owned(), n, width).into()
                 }
+                LayerKind::Op(_) => {
+                    unreachable!("chain models have no op layers (Model::is_chain)")
+                }
             };
         }
         h.into_owned()
@@ -103,6 +106,16 @@ impl Model {
     /// Predict on a whole input array, `batch_size` rows at a time, batches in
     /// parallel. Returns `[n, output_shape...]`.
     pub fn predict(&self, x: ArrayViewD<'_, f32>, batch_size: usize) -> Result<ArrayD<f32>> {
+        if !self.is_chain() {
+            let mut outs = self.predict_all(&[x], batch_size)?;
+            if outs.len() != 1 {
+                return Err(Error::mismatch(
+                    "a model with one output (use `predict_all` for several)",
+                    format!("{} outputs", outs.len()),
+                ));
+            }
+            return Ok(outs.remove(0));
+        }
         self.check_input_shape(x.shape())?;
         let n = x.shape()[0];
         let batch_size = batch_size.max(1);
@@ -133,6 +146,83 @@ impl Model {
         let mut shape = vec![n];
         shape.extend(out_shape);
         ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| Error::invalid(e.to_string()))
+    }
+}
+
+impl Model {
+    /// Predict on one array per model input (in `model.inputs` order),
+    /// `batch_size` rows at a time, batches in parallel; one array per
+    /// model output.
+    pub fn predict_all(
+        &self,
+        inputs: &[ArrayViewD<'_, f32>],
+        batch_size: usize,
+    ) -> Result<Vec<ArrayD<f32>>> {
+        let g = &self.graph;
+        if inputs.len() != g.inputs.len() {
+            return Err(Error::mismatch(
+                format!(
+                    "{} model inputs ({})",
+                    g.inputs.len(),
+                    g.input_names.join(", ")
+                ),
+                inputs.len(),
+            ));
+        }
+        let n = inputs
+            .first()
+            .map_or(0, |x| x.shape().first().copied().unwrap_or(0));
+        for (slot, x) in inputs.iter().enumerate() {
+            let shape = g.input_shapes()[slot];
+            if x.ndim() != shape.len() + 1 || x.shape()[1..] != *shape || x.shape()[0] != n {
+                return Err(Error::mismatch(
+                    format!(
+                        "input `{}` of shape (N, {})",
+                        g.input_names[slot],
+                        shape
+                            .iter()
+                            .map(usize::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    format!("shape {:?}", x.shape()),
+                ));
+            }
+        }
+        let batch_size = batch_size.max(1);
+        let starts: Vec<usize> = (0..n).step_by(batch_size).collect();
+        let parts: Vec<Result<Vec<ArrayD<f32>>>> = starts
+            .par_iter()
+            .map(|&start| {
+                let _mode = FlushDenormals::enter();
+                let end = (start + batch_size).min(n);
+                let views: Vec<_> = inputs
+                    .iter()
+                    .map(|x| x.slice_axis(ndarray::Axis(0), (start..end).into()))
+                    .collect();
+                super::graph::predict_batch(self, &views)
+            })
+            .collect();
+        let mut per_output: Vec<Vec<ArrayD<f32>>> = vec![Vec::new(); g.outputs.len()];
+        for part in parts {
+            for (o, y) in part?.into_iter().enumerate() {
+                per_output[o].push(y);
+            }
+        }
+        per_output
+            .into_iter()
+            .enumerate()
+            .map(|(o, ys)| {
+                if ys.is_empty() {
+                    let mut shape = vec![0];
+                    shape.extend(g.output_shapes()[o]);
+                    return Ok(ArrayD::zeros(IxDyn(&shape)));
+                }
+                let views: Vec<_> = ys.iter().map(|y| y.view()).collect();
+                ndarray::concatenate(ndarray::Axis(0), &views)
+                    .map_err(|e| Error::invalid(e.to_string()))
+            })
+            .collect()
     }
 }
 

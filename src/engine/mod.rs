@@ -5,6 +5,7 @@ pub mod backward;
 pub mod forward;
 pub mod fpmode;
 pub mod gemm;
+pub mod graph;
 pub mod loss;
 pub mod metrics;
 pub mod optimizer;

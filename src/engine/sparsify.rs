@@ -249,7 +249,7 @@ impl Sparsifier {
     }
 
     fn covers(&self, v: VarRef) -> bool {
-        v.kind == VarKind::Kernel || self.options.mask_bias
+        v.kind == VarKind::Kernel || (v.kind == VarKind::Bias && self.options.mask_bias)
     }
 
     /// Recompute the pruning masks at sparsity `s` (zeroing weights).
@@ -334,11 +334,7 @@ impl StepHook for Sparsifier {
         self.l1 = vars
             .iter()
             .map(|&v| {
-                let d = model.layers[v.layer].dense().expect("dense");
-                let reg = match v.kind {
-                    VarKind::Kernel => d.kernel_regularizer,
-                    VarKind::Bias => d.bias_regularizer,
-                };
+                let reg = super::backward::var_regularizer(model, v).0;
                 reg.map_or(0.0, |r| r.l1() as f32)
             })
             .collect();

@@ -14,26 +14,62 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use super::backward::{
-    Batch, PenaltyGradient, VarKind, VarRef, train_step, trainable_variables, var_shape,
-    weight_penalties,
+    Batch, PenaltyGradient, StepResult, VarKind, VarRef, train_step, trainable_variables,
+    var_shape, weight_penalties,
 };
 use super::forward::{LayerInput, dense_forward, reshape_rows};
 use super::fpmode::FlushDenormals;
 use super::gemm::Lhs;
+use super::graph;
 use super::loss::Loss;
 use super::metrics::Metric;
 use super::optimizer::Optimizer;
 use crate::data::F32Data;
 use crate::error::{Error, Result};
+use crate::model::layers::Mode;
 use crate::model::{LayerKind, Model};
 
 /// Inputs and targets, aligned by row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    /// Inputs `[n, input_shape...]` (possibly mapped from the data file).
+    /// Inputs `[n, input_shape...]` (possibly mapped from the data file);
+    /// the first model input.
     pub x: F32Data,
-    /// Targets `[n, k]` (sparse labels as `[n, 1]`).
+    /// Targets `[n, k]` (sparse labels as `[n, 1]`); the first model output.
     pub y: Array2<f32>,
+    /// The other model inputs, in `model.inputs` order.
+    pub more_x: Vec<F32Data>,
+    /// The other model outputs' targets, in `model.outputs` order.
+    pub more_y: Vec<Array2<f32>>,
+}
+
+/// Targets as `[n, k]`: a 1-D vector becomes a column.
+fn target_matrix(y: ArrayD<f32>, n: usize, what: &str) -> Result<Array2<f32>> {
+    let y = match y.ndim() {
+        1 => y.insert_axis(Axis(1)),
+        2 => y,
+        _ => {
+            return Err(Error::mismatch(
+                format!("targets of shape (N,) or (N, k) for {what}"),
+                format!("shape {:?}", y.shape()),
+            ));
+        }
+    };
+    let y: Array2<f32> = y
+        .into_dimensionality()
+        .map_err(|e| Error::invalid(e.to_string()))?;
+    if y.nrows() != n {
+        return Err(Error::mismatch(
+            format!("{n} target rows for {what} (one per input row)"),
+            y.nrows(),
+        ));
+    }
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(format!(
+            "target value {i} (in C order) for {what} is not finite"
+        )));
+    }
+    Ok(y)
 }
 
 impl Dataset {
@@ -82,7 +118,108 @@ impl Dataset {
         };
         bad("input", x.first_non_finite())?;
         bad("target", y.iter().position(|v| !v.is_finite()))?;
-        Ok(Dataset { x, y })
+        Ok(Dataset {
+            x,
+            y,
+            more_x: Vec::new(),
+            more_y: Vec::new(),
+        })
+    }
+
+    /// Pair the inputs of every model input with the targets of every
+    /// model output (graph models), checking shapes and values.
+    pub fn multi(
+        model: &Model,
+        losses: &[&Loss],
+        xs: Vec<F32Data>,
+        ys: Vec<ArrayD<f32>>,
+    ) -> Result<Self> {
+        let g = &model.graph;
+        if xs.len() != g.inputs.len() || ys.len() != g.outputs.len() || losses.len() != ys.len() {
+            return Err(Error::mismatch(
+                format!("{} inputs and {} targets", g.inputs.len(), g.outputs.len()),
+                format!("{} and {}", xs.len(), ys.len()),
+            ));
+        }
+        let n = xs.first().map_or(0, |x| x.shape()[0]);
+        if n == 0 {
+            return Err(Error::mismatch("at least one data row", "an empty array"));
+        }
+        for (slot, x) in xs.iter().enumerate() {
+            let shape = g.input_shapes()[slot];
+            if x.shape().len() != shape.len() + 1 || x.shape()[1..] != *shape || x.shape()[0] != n {
+                return Err(Error::mismatch(
+                    format!(
+                        "input `{}` of shape ({n}, {})",
+                        g.input_names[slot],
+                        shape
+                            .iter()
+                            .map(usize::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    format!("shape {:?}", x.shape()),
+                ));
+            }
+            if let Some(i) = x.first_non_finite() {
+                return Err(Error::invalid(format!(
+                    "input `{}` value {i} (in C order) is not finite",
+                    g.input_names[slot]
+                )));
+            }
+        }
+        let mut targets = Vec::with_capacity(ys.len());
+        for (slot, (y, loss)) in ys.into_iter().zip(losses).enumerate() {
+            let name = &g.output_names[slot];
+            let shape = g.output_shapes()[slot];
+            if shape.len() != 1 {
+                return Err(Error::unsupported(
+                    "training output shape",
+                    format!("`{name}` {shape:?}"),
+                    &["one output axis (N, k)"],
+                ));
+            }
+            let y = target_matrix(y, n, &format!("output `{name}`"))?;
+            loss.check_targets(y.view(), shape[0])
+                .map_err(|e| e.at(format!("output `{name}`")))?;
+            targets.push(y);
+        }
+        let mut xs = xs.into_iter();
+        let mut ys = targets.into_iter();
+        Ok(Dataset {
+            x: xs.next().expect("one input at least"),
+            y: ys.next().expect("one output at least"),
+            more_x: xs.collect(),
+            more_y: ys.collect(),
+        })
+    }
+
+    /// Every input array (the first, then the others).
+    fn inputs(&self) -> impl Iterator<Item = &F32Data> {
+        std::iter::once(&self.x).chain(&self.more_x)
+    }
+
+    /// Every target matrix.
+    fn targets(&self) -> impl Iterator<Item = &Array2<f32>> {
+        std::iter::once(&self.y).chain(&self.more_y)
+    }
+
+    /// Rows `idx` of every input as `[rows, ...]` arrays (graph models).
+    fn batch_inputs(&self, idx: &[usize]) -> Vec<ArrayD<f32>> {
+        self.inputs()
+            .map(|x| {
+                let mut values = vec![0.0; idx.len() * x.row_len()];
+                x.gather_rows_into(idx, &mut values);
+                let mut shape = x.shape().to_vec();
+                shape[0] = idx.len();
+                ArrayD::from_shape_vec(shape, values).expect("rows of the input's shape")
+            })
+            .collect()
+    }
+
+    /// Rows `idx` of every target.
+    fn batch_targets(&self, idx: &[usize]) -> Vec<Array2<f32>> {
+        self.targets().map(|y| y.select(Axis(0), idx)).collect()
     }
 
     /// Number of rows.
@@ -108,17 +245,16 @@ impl Dataset {
                 "validation split {fraction} of {n} rows leaves one side empty"
             )));
         }
-        let x_train = self.x.slice_rows(0..split_at);
-        let x_val = self.x.slice_rows(split_at..n);
-        let y_train = self.y.slice_axis(Axis(0), (..split_at).into()).to_owned();
-        let y_val = self.y.slice_axis(Axis(0), (split_at..).into()).to_owned();
-        Ok((
-            Dataset {
-                x: x_train,
-                y: y_train,
-            },
-            Dataset { x: x_val, y: y_val },
-        ))
+        let rows_x = |x: &F32Data, r: std::ops::Range<usize>| x.slice_rows(r);
+        let rows_y =
+            |y: &Array2<f32>, r: std::ops::Range<usize>| y.slice_axis(Axis(0), r.into()).to_owned();
+        let part = |r: std::ops::Range<usize>| Dataset {
+            x: rows_x(&self.x, r.clone()),
+            y: rows_y(&self.y, r.clone()),
+            more_x: self.more_x.iter().map(|x| rows_x(x, r.clone())).collect(),
+            more_y: self.more_y.iter().map(|y| rows_y(y, r.clone())).collect(),
+        };
+        Ok((part(0..split_at), part(split_at..n)))
     }
 
     /// Rows `idx` as a 2-D input batch `[rows · lead, last]`: where they lie
@@ -294,6 +430,7 @@ fn forward_with_activity(model: &Model, n: usize, x: Lhs<'_>) -> Result<(Array2<
                 let width = h.len() / n.max(1);
                 LayerInput::Array(reshape_rows(h, n, width))
             }
+            LayerKind::Op(_) => unreachable!("chain models have no op layers (Model::is_chain)"),
         };
     }
     Ok((h.into_array(), activity))
@@ -306,11 +443,19 @@ fn param_slices<'m>(model: &'m mut Model, vars: &[VarRef]) -> Vec<&'m mut [f32]>
         if !vars.iter().any(|v| v.layer == i) {
             continue;
         }
-        if let LayerKind::Dense(d) = &mut layer.kind {
-            out.push(d.kernel.as_slice_mut().expect("standard layout"));
-            if let Some(b) = d.bias.as_mut() {
-                out.push(b.as_slice_mut().expect("standard layout"));
+        match &mut layer.kind {
+            LayerKind::Dense(d) => {
+                out.push(d.kernel.as_slice_mut().expect("standard layout"));
+                if let Some(b) = d.bias.as_mut() {
+                    out.push(b.as_slice_mut().expect("standard layout"));
+                }
             }
+            LayerKind::Op(op) => {
+                for var in op.vars_mut().iter_mut().filter(|v| v.trainable) {
+                    out.push(var.value.as_slice_mut().expect("standard layout"));
+                }
+            }
+            _ => {}
         }
     }
     out
@@ -318,6 +463,14 @@ fn param_slices<'m>(model: &'m mut Model, vars: &[VarRef]) -> Vec<&'m mut [f32]>
 
 fn apply_constraints(model: &mut Model, vars: &[VarRef]) -> Result<()> {
     for v in vars {
+        if let VarKind::Op(i) = v.kind {
+            let op = model.layers[v.layer].op_mut().expect("op layer");
+            let var = &mut op.vars_mut()[i];
+            if let Some(c) = var.constraint {
+                c.apply(var.value.view_mut())?;
+            }
+            continue;
+        }
         let d = model.layers[v.layer].dense_mut().expect("dense");
         match v.kind {
             VarKind::Kernel => {
@@ -330,6 +483,7 @@ fn apply_constraints(model: &mut Model, vars: &[VarRef]) -> Result<()> {
                     c.apply(b.view_mut().into_dyn())?;
                 }
             }
+            VarKind::Op(_) => {}
         }
     }
     Ok(())
@@ -356,10 +510,25 @@ impl Trainer {
         }
         let idx: Vec<usize> = (0..data.len()).collect();
         let mut x_buffer = Vec::new();
+        let chain = model.is_chain();
         for chunk in idx.chunks(batch_size.max(1)) {
-            let xb = data.batch_x(chunk, &mut x_buffer);
             let yb = data.y.select(Axis(0), chunk);
-            let (y_pred, activity) = forward_with_activity(model, chunk.len(), xb)?;
+            let (y_pred, activity) = if chain {
+                let xb = data.batch_x(chunk, &mut x_buffer);
+                forward_with_activity(model, chunk.len(), xb)?
+            } else {
+                let xs = data.batch_inputs(chunk);
+                let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
+                let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+                let trace = graph::forward(model, &views, Mode::Inference, &mut rng)?;
+                let out = trace.outputs(model)[0];
+                let last = *out.shape().last().unwrap_or(&1);
+                let y = out
+                    .to_owned()
+                    .into_shape_with_order((out.len() / last.max(1), last))
+                    .map_err(|e| Error::invalid(e.to_string()))?;
+                (y, trace.activity)
+            };
             let compiled = self.loss.loss_and_grad(y_pred.view(), yb.view()).0;
             let loss = compiled + activity + penalties;
             tracker.update(loss, chunk.len() as f32);
@@ -405,6 +574,7 @@ impl Trainer {
         let mut rng = StdRng::seed_from_u64(options.seed);
         let mut order: Vec<usize> = (0..train.len()).collect();
         let steps = train.len().div_ceil(batch_size);
+        let chain = model.is_chain();
         let mut history = Vec::with_capacity(options.epochs);
         self.build(model);
         let plan = FitPlan {
@@ -429,22 +599,49 @@ impl Trainer {
             let mut tracker = MeanTracker::default();
             progress.epoch_start(epoch, options.epochs, steps);
             for (step, chunk) in order.chunks(batch_size).enumerate() {
-                let xb = train.batch_x(chunk, &mut x_buffer);
                 let yb = train.y.select(Axis(0), chunk);
-                let batch = Batch {
-                    n: chunk.len(),
-                    x: xb,
-                    y_true: yb.view(),
+                let mut updates = Vec::new();
+                let result = if chain {
+                    let xb = train.batch_x(chunk, &mut x_buffer);
+                    let batch = Batch {
+                        n: chunk.len(),
+                        x: xb,
+                        y_true: yb.view(),
+                    };
+                    train_step(
+                        model,
+                        &vars,
+                        &self.loss,
+                        batch,
+                        options.penalty_gradient,
+                        &mut rng,
+                        &mut grads,
+                    )?
+                } else {
+                    let xs = train.batch_inputs(chunk);
+                    let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
+                    let ys = train.batch_targets(chunk);
+                    let targets: Vec<_> = ys.iter().map(|y| y.view()).collect();
+                    let losses = [graph::OutputLoss {
+                        loss: &self.loss,
+                        weight: None,
+                    }];
+                    let step = graph::train_step(
+                        model,
+                        &vars,
+                        &losses,
+                        &views,
+                        &targets,
+                        options.penalty_gradient,
+                        &mut rng,
+                        &mut grads,
+                    )?;
+                    updates = step.updates;
+                    StepResult {
+                        y_pred: step.y_pred.into_iter().next().expect("one output"),
+                        loss: step.loss,
+                    }
                 };
-                let result = train_step(
-                    model,
-                    &vars,
-                    &self.loss,
-                    batch,
-                    options.penalty_gradient,
-                    &mut rng,
-                    &mut grads,
-                )?;
                 if !result.loss.is_finite() {
                     return Err(Error::training(format!(
                         "the loss became {} at epoch {}, step {} (iteration {}): \
@@ -462,6 +659,7 @@ impl Trainer {
                 global_step += 1;
                 hook.after_update(model, &mut self.optimizer, &vars, global_step)?;
                 apply_constraints(model, &vars)?;
+                graph::apply_updates(model, updates);
                 tracker.update(result.loss, chunk.len() as f32);
                 update_metrics(&mut self.metrics, result.y_pred.view(), yb.view());
                 progress.step(step, &logs_of(tracker.result(), &self.metrics));

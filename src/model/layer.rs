@@ -7,7 +7,9 @@
 
 use super::activation::Activation;
 use super::constraint::Constraint;
+use super::layers::LayerOp;
 use super::regularizer::Regularizer;
+use crate::error::{Error, Result};
 use ndarray::{Array1, Array2};
 
 /// Layer classes kerasrs understands (Keras class names).
@@ -25,11 +27,12 @@ pub struct Layer {
     /// Where its variables live in `model.weights.h5` (`layers/dense_1`), or
     /// `None` for a layer Keras saves no variables for.
     pub weight_path: Option<String>,
-    /// Index of its entry in the config's `layers` list.
-    pub config_index: usize,
-    /// Per-sample input shape (no batch dimension).
+    /// JSON pointer to its entry (`{"class_name", "config", ...}`) in
+    /// `config.json` (`/config/layers/3`, or deeper for nested models).
+    pub config_pointer: String,
+    /// Per-sample input shape (no batch dimension) of its first call.
     pub input_shape: Vec<usize>,
-    /// Per-sample output shape (no batch dimension).
+    /// Per-sample output shape (no batch dimension) of its first call.
     pub output_shape: Vec<usize>,
     /// What the layer does, with its parameters.
     pub kind: LayerKind,
@@ -51,6 +54,8 @@ pub enum LayerKind {
     Activation(Activation),
     /// `Flatten`: collapse all per-sample axes into one.
     Flatten,
+    /// Any other layer, through the [`LayerOp`] trait (`model::layers`).
+    Op(Box<dyn LayerOp>),
 }
 
 /// A Dense layer's configuration and parameters.
@@ -81,8 +86,91 @@ impl Layer {
     pub fn param_count(&self) -> usize {
         match &self.kind {
             LayerKind::Dense(d) => d.kernel.len() + d.bias.as_ref().map_or(0, |b| b.len()),
+            LayerKind::Op(op) => op.vars().iter().map(|v| v.value.len()).sum(),
             _ => 0,
         }
+    }
+
+    /// Number of scalar weights Keras counts as trainable (`trainable_weights`).
+    pub fn trainable_param_count(&self) -> usize {
+        if !self.trainable {
+            return 0;
+        }
+        match &self.kind {
+            LayerKind::Op(op) => op
+                .vars()
+                .iter()
+                .filter(|v| v.trainable)
+                .map(|v| v.value.len())
+                .sum(),
+            _ => self.param_count(),
+        }
+    }
+
+    /// The layer's [`LayerOp`], for layers implemented through it.
+    pub fn op(&self) -> Option<&dyn LayerOp> {
+        match &self.kind {
+            LayerKind::Op(op) => Some(op.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// The layer's [`LayerOp`], mutably.
+    pub fn op_mut(&mut self) -> Option<&mut Box<dyn LayerOp>> {
+        match &mut self.kind {
+            LayerKind::Op(op) => Some(op),
+            _ => None,
+        }
+    }
+
+    /// Output shape (per sample) of a call on inputs of these shapes.
+    pub fn output_shape_for(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
+        let one = || match inputs {
+            [one] => Ok(one),
+            _ => Err(Error::mismatch(
+                format!("one input for `{}`", self.class_name),
+                inputs.len(),
+            )),
+        };
+        Ok(match &self.kind {
+            LayerKind::Input => one()?.clone(),
+            LayerKind::Dense(d) => {
+                let input = one()?;
+                let mut out = input.clone();
+                match out.last_mut() {
+                    Some(last) if *last == d.kernel.nrows() => {
+                        *last = d.activation.output_width(d.units)?;
+                    }
+                    _ => {
+                        return Err(Error::mismatch(
+                            format!(
+                                "an input whose last axis is {} (the kernel's rows)",
+                                d.kernel.nrows()
+                            ),
+                            format!("{input:?}"),
+                        ));
+                    }
+                }
+                out
+            }
+            LayerKind::Dropout { .. } => one()?.clone(),
+            LayerKind::Activation(a) => {
+                let mut out = one()?.clone();
+                if let Some(w) = out.last_mut() {
+                    *w = a.output_width(*w)?;
+                }
+                out
+            }
+            LayerKind::Flatten => {
+                let n = one()?
+                    .iter()
+                    .try_fold(1usize, |a, &d| a.checked_mul(d))
+                    .filter(|&n| n as u64 <= 1 << 31)
+                    .ok_or_else(|| Error::limit("max_dim", format!("flattened {inputs:?}")))?;
+                vec![n]
+            }
+            LayerKind::Op(op) => op.output_shape(inputs)?,
+        })
     }
 
     /// The activation of the layer, if it has one.

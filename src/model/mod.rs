@@ -8,7 +8,9 @@
 pub mod activation;
 pub mod compile;
 pub mod constraint;
+pub mod graph;
 pub mod layer;
+pub mod layers;
 mod parse;
 pub mod regularizer;
 pub mod summary;
@@ -17,6 +19,7 @@ use serde_json::Value;
 
 pub use activation::Activation;
 pub use compile::{CompileInfo, OptimizerState};
+pub use graph::{Graph, Node};
 pub use layer::{Dense, Layer, LayerKind};
 pub use regularizer::Regularizer;
 
@@ -30,10 +33,13 @@ pub struct Model {
     pub name: String,
     /// `Sequential` or `Functional`.
     pub class_name: String,
-    /// Per-sample input shape (no batch dimension).
+    /// Per-sample shape of the first input (no batch dimension).
     pub input_shape: Vec<usize>,
-    /// Layers in execution order, the input layer (if any) first.
+    /// Layers in Keras's `model.layers` order (nested models' layers at
+    /// their model's place), which is the order of `model.weights`.
     pub layers: Vec<Layer>,
+    /// The calls of the layers, in execution order.
+    pub graph: Graph,
     source: KerasFile,
 }
 
@@ -58,11 +64,35 @@ impl Model {
         &self.source
     }
 
-    /// Per-sample output shape.
+    /// Per-sample shape of the first output.
     pub fn output_shape(&self) -> &[usize] {
-        self.layers
-            .last()
-            .map_or(&self.input_shape[..], |l| &l.output_shape[..])
+        self.graph
+            .outputs
+            .first()
+            .map_or(&self.input_shape[..], |&n| {
+                &self.graph.nodes[n].output_shape[..]
+            })
+    }
+
+    /// True when the model is a chain of the Dense fast path's layers
+    /// (`InputLayer`, `Dense`, `Activation`, `Dropout`, `Flatten`), each
+    /// called once on the previous one's output, in `layers` order: such
+    /// models run on the Dense engine (`engine::forward`, `engine::backward`);
+    /// every other model on the graph engine (`engine::graph`).
+    pub fn is_chain(&self) -> bool {
+        let g = &self.graph;
+        g.inputs.len() == 1
+            && g.outputs.len() == 1
+            && g.outputs[0] + 1 == g.nodes.len()
+            && self
+                .layers
+                .iter()
+                .all(|l| !matches!(l.kind, LayerKind::Op(_)))
+            && g.nodes.iter().enumerate().all(|(i, n)| {
+                let offset = usize::from(g.nodes[0].layer.is_none());
+                (i == 0 || n.inputs == [i - 1]) && n.layer.is_none_or(|l| l + offset == i)
+            })
+            && g.nodes.len() == self.layers.len() + usize::from(g.nodes[0].layer.is_none())
     }
 
     /// Total number of scalar weights (Keras's `count_params()`).
@@ -72,11 +102,7 @@ impl Model {
 
     /// Number of trainable scalar weights.
     pub fn trainable_param_count(&self) -> usize {
-        self.layers
-            .iter()
-            .filter(|l| l.trainable)
-            .map(Layer::param_count)
-            .sum()
+        self.layers.iter().map(Layer::trainable_param_count).sum()
     }
 
     /// The compile configuration, if the model was saved compiled.
@@ -95,23 +121,14 @@ impl Model {
 
     /// The config entry (`{"class_name", "config", ...}`) of a layer.
     pub fn layer_config(&self, layer: &Layer) -> Option<&Value> {
-        self.source
-            .config
-            .get("config")?
-            .get("layers")?
-            .get(layer.config_index)
+        self.source.config.pointer(&layer.config_pointer)
     }
 
     /// The layer's inner `config` object, mutably, for changes that must be
     /// recorded in the written `config.json`.
     pub fn layer_config_mut(&mut self, index: usize) -> Option<&mut Value> {
-        let config_index = self.layers.get(index)?.config_index;
-        self.source
-            .config
-            .get_mut("config")?
-            .get_mut("layers")?
-            .get_mut(config_index)?
-            .get_mut("config")
+        let pointer = self.layers.get(index)?.config_pointer.clone();
+        self.source.config.pointer_mut(&pointer)?.get_mut("config")
     }
 
     /// Freeze or unfreeze the layer called `name`; the written config
@@ -178,6 +195,19 @@ impl Model {
     pub fn to_keras_file(&self) -> Result<KerasFile> {
         let mut file = self.source.clone();
         for layer in &self.layers {
+            if let (Some(path), Some(op)) = (&layer.weight_path, layer.op()) {
+                for (i, var) in op.vars().iter().enumerate() {
+                    let at = format!("{path}/vars/{i}");
+                    let values: Vec<f32> = var.value.iter().copied().collect();
+                    file.weights
+                        .group_mut(&format!("{path}/vars"))
+                        .and_then(|g| g.dataset_mut(&i.to_string()))
+                        .ok_or_else(|| Error::missing("weight").at(at.clone()))?
+                        .set_f32(&values)
+                        .map_err(|e| e.at(at.clone()))?;
+                }
+                continue;
+            }
             let (Some(path), Some(dense)) = (&layer.weight_path, layer.dense()) else {
                 continue;
             };

@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 use super::Model;
 use super::activation::Activation;
 use super::constraint::Constraint;
+use super::graph::{Graph, Node};
 use super::layer::{Dense, LAYER_CLASSES, Layer, LayerKind, to_snake_case};
+use super::layers::BuildCx;
 use super::regularizer::Regularizer;
 use crate::archive::{H5Group, KerasFile};
 use crate::error::{Error, Result};
@@ -25,17 +27,26 @@ const MODEL_CLASSES: &[&str] = &["Sequential", "Functional"];
 /// errors, not allocations).
 const MAX_DIM: u64 = 1 << 31;
 
+/// A layer entry of a container's `layers` list.
 struct RawLayer<'a> {
-    index: usize,
     class_name: &'a str,
     name: String,
     config: &'a Map<String, Value>,
     entry: &'a Value,
     weight_path: Option<String>,
+    /// JSON pointer to the entry within `config.json`.
+    pointer: String,
+    /// Position in the model's (depth-first) layer order.
+    order: Vec<usize>,
+}
+
+/// Model classes that may be nested as layers.
+fn is_container(class_name: &str) -> bool {
+    matches!(class_name, "Sequential" | "Functional" | "Model")
 }
 
 pub(super) fn parse_model(file: KerasFile) -> Result<Model> {
-    let (name, class_name, input_shape, layers) = {
+    let (name, class_name, layers, graph) = {
         let root = &file.config;
         let class_name = str_field(root, "class_name").map_err(|e| e.in_member("config.json"))?;
         if !MODEL_CLASSES.contains(&class_name) {
@@ -49,31 +60,34 @@ pub(super) fn parse_model(file: KerasFile) -> Result<Model> {
             .unwrap_or(class_name)
             .to_string();
         check_dtype(cfg.get("dtype")).map_err(|e| e.at("config").in_member("config.json"))?;
-        let model_trainable = cfg
-            .get("trainable")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        let raw =
-            raw_layers(cfg, class_name == "Sequential").map_err(|e| e.in_member("config.json"))?;
-        let (input_shape, chain) = if class_name == "Sequential" {
-            sequential_chain(root, cfg, &raw)
-        } else {
-            functional_chain(cfg, &raw)
-        }
-        .map_err(|e| e.in_member("config.json"))?;
-        let layers = build_layers(&raw, &chain, &input_shape, model_trainable, &file.weights)?;
-        check_no_stray_weights(&file.weights, &raw)?;
-        (name, class_name.to_string(), input_shape, layers)
+        let mut im = Importer {
+            root,
+            weights: &file.weights,
+            layers: Vec::new(),
+            built: HashMap::new(),
+            graph: Graph::default(),
+            weight_paths: Vec::new(),
+        };
+        let outputs = im.container(root, "", "", &[], true, None)?;
+        im.graph.outputs = outputs;
+        check_no_stray_weights(&file.weights, &im.weight_paths)?;
+        let (layers, graph) = im.finish();
+        (name, class_name.to_string(), layers, graph)
     };
+    let input_shape = graph
+        .input_shapes()
+        .first()
+        .map(|s| s.to_vec())
+        .unwrap_or_default();
     Ok(Model {
         name,
         class_name,
         input_shape,
         layers,
+        graph,
         source: file,
     })
 }
-
 fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str> {
     v.get(key)
         .and_then(Value::as_str)
@@ -105,15 +119,25 @@ fn check_dtype(dtype: Option<&Value>) -> Result<()> {
     }
 }
 
-fn raw_layers(cfg: &Map<String, Value>, sequential: bool) -> Result<Vec<RawLayer<'_>>> {
+/// The layer entries of a container (`Sequential` or `Functional`), with
+/// their weight paths: `<prefix>layers/<snake_case(class)>[_N]` in
+/// `model.layers` order; Sequential's `layers` omits its leading
+/// `InputLayer`, so it gets none.
+fn raw_layers<'a>(
+    cfg: &'a Map<String, Value>,
+    sequential: bool,
+    prefix: &str,
+    pointer: &str,
+    order: &[usize],
+) -> Result<Vec<RawLayer<'a>>> {
     let list = cfg
         .get("layers")
         .and_then(Value::as_array)
-        .ok_or_else(|| Error::missing("`config.layers` list"))?;
+        .ok_or_else(|| Error::missing("`config.layers` list").at(pointer.to_string()))?;
     let mut used: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(list.len());
     for (index, entry) in list.iter().enumerate() {
-        let at = format!("config.layers[{index}]");
+        let at = format!("{pointer}/config/layers/{index}");
         let class_name = str_field(entry, "class_name").map_err(|e| e.at(at.clone()))?;
         let config = obj_field(entry, "config").map_err(|e| e.at(at.clone()))?;
         let name = config
@@ -122,7 +146,6 @@ fn raw_layers(cfg: &Map<String, Value>, sequential: bool) -> Result<Vec<RawLayer
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        // `Sequential.layers` drops a leading InputLayer, so it gets no weight path.
         let weight_path = if sequential && index == 0 && class_name == "InputLayer" {
             None
         } else {
@@ -137,15 +160,18 @@ fn raw_layers(cfg: &Map<String, Value>, sequential: bool) -> Result<Vec<RawLayer
                     base
                 }
             };
-            Some(format!("layers/{unique}"))
+            Some(format!("{prefix}layers/{unique}"))
         };
+        let mut layer_order = order.to_vec();
+        layer_order.push(index);
         out.push(RawLayer {
-            index,
             class_name,
             name,
             config,
             entry,
             weight_path,
+            pointer: at,
+            order: layer_order,
         });
     }
     Ok(out)
@@ -177,7 +203,7 @@ fn parse_shape(v: &Value, what: &str) -> Result<Vec<usize>> {
 }
 
 fn input_layer_shape(layer: &RawLayer<'_>) -> Result<Vec<usize>> {
-    let at = format!("config.layers[{}].config", layer.index);
+    let at = format!("{}/config", layer.pointer);
     check_dtype(layer.config.get("dtype")).map_err(|e| e.at(at.clone()))?;
     if layer.config.get("sparse").and_then(Value::as_bool) == Some(true) {
         return Err(Error::unsupported("input", "sparse", &["dense inputs"]).at(at));
@@ -190,157 +216,444 @@ fn input_layer_shape(layer: &RawLayer<'_>) -> Result<Vec<usize>> {
     parse_shape(shape, "batch_shape").map_err(|e| e.at(at))
 }
 
-fn sequential_chain(
-    root: &Value,
-    cfg: &Map<String, Value>,
-    raw: &[RawLayer<'_>],
-) -> Result<(Vec<usize>, Vec<usize>)> {
-    let chain: Vec<usize> = (0..raw.len()).collect();
-    if let Some(first) = raw.first().filter(|l| l.class_name == "InputLayer") {
-        return Ok((input_layer_shape(first)?, chain));
+/// A tensor reference `[layer_name, node_index, tensor_index]`.
+type Endpoint = (String, usize, usize);
+
+fn endpoint(v: &Value) -> Option<Endpoint> {
+    let list = v.as_array()?;
+    match list.as_slice() {
+        [Value::String(name), node, tensor, ..] => Some((
+            name.clone(),
+            node.as_u64()? as usize,
+            tensor.as_u64()? as usize,
+        )),
+        _ => None,
     }
-    let shape = cfg
-        .get("build_input_shape")
-        .filter(|v| !v.is_null())
-        .or_else(|| root.get("build_config").and_then(|b| b.get("input_shape")))
-        .ok_or_else(|| {
-            Error::missing("input shape (no `InputLayer`, `build_input_shape` or `build_config`)")
-        })?;
-    Ok((parse_shape(shape, "build_input_shape")?, chain))
 }
 
-/// The name of the layer that produces the single input of `layer`.
-fn inbound_layer(layer: &RawLayer<'_>) -> Result<Option<String>> {
-    let at = || format!("config.layers[{}].inbound_nodes", layer.index);
-    let nodes = match layer.entry.get("inbound_nodes") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(v) => v
-            .as_array()
-            .ok_or_else(|| Error::mismatch("a list", v).at(at()))?,
-    };
-    match nodes.len() {
-        0 => return Ok(None),
-        1 => {}
-        n => {
-            return Err(Error::unsupported(
-                "functional graph",
-                format!("layer `{}` is called {n} times (shared layer)", layer.name),
-                &["chains of single-use layers"],
-            ));
-        }
-    }
-    let args = nodes[0]
-        .get("args")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::missing("`args`").at(at()))?;
-    let tensors: Vec<&Value> = args
-        .iter()
-        .filter(|a| a.get("class_name").and_then(Value::as_str) == Some("__keras_tensor__"))
-        .collect();
-    if tensors.len() != 1 || args.len() != 1 {
-        return Err(Error::unsupported(
-            "functional graph",
-            format!("layer `{}` takes {} inputs", layer.name, args.len()),
-            &["chains of single-input layers"],
-        ));
-    }
-    let history = tensors[0]
-        .get("config")
-        .and_then(|c| c.get("keras_history"))
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::missing("`keras_history`").at(at()))?;
-    let producer = history
-        .first()
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::missing("`keras_history[0]`").at(at()))?;
-    Ok(Some(producer.to_string()))
-}
-
-fn single_endpoint(cfg: &Map<String, Value>, key: &str) -> Result<String> {
+/// `input_layers` / `output_layers`: one `[name, node, tensor]` or a list
+/// (or dict) of them.
+fn endpoints(cfg: &Map<String, Value>, key: &str) -> Result<Vec<Endpoint>> {
     let v = cfg
         .get(key)
         .ok_or_else(|| Error::missing(format!("`config.{key}`")))?;
-    // Either [name, 0, 0] or [[name, 0, 0]].
-    let list = v
-        .as_array()
-        .ok_or_else(|| Error::mismatch("a list", v).at(key.to_string()))?;
-    let entry = match list.first() {
-        Some(Value::Array(inner)) if list.len() == 1 => inner,
-        Some(Value::String(_)) => list,
-        _ => {
-            return Err(Error::unsupported(
-                "functional graph",
-                format!("{} {key}", list.len()),
-                &["one input and one output"],
-            ));
-        }
+    if let Some(one) = endpoint(v) {
+        return Ok(vec![one]);
+    }
+    let items: Vec<&Value> = match v {
+        Value::Array(list) => list.iter().collect(),
+        Value::Object(map) => map.values().collect(),
+        _ => Vec::new(),
     };
-    entry
-        .first()
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| Error::mismatch("a layer name", v).at(key.to_string()))
+    let out: Option<Vec<Endpoint>> = items.into_iter().map(endpoint).collect();
+    match out {
+        Some(list) if !list.is_empty() => Ok(list),
+        _ => Err(Error::mismatch("a list of `[layer, node, tensor]`", v).at(key.to_string())),
+    }
 }
 
-fn functional_chain(
-    cfg: &Map<String, Value>,
-    raw: &[RawLayer<'_>],
-) -> Result<(Vec<usize>, Vec<usize>)> {
-    let input = single_endpoint(cfg, "input_layers")?;
-    let output = single_endpoint(cfg, "output_layers")?;
-    let by_name: HashMap<&str, usize> = raw
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.name.as_str(), i))
-        .collect();
-    let lookup = |name: &str| {
-        by_name
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::missing(format!("layer `{name}` named in the graph")))
-    };
-    let mut chain = vec![lookup(&output)?];
-    loop {
-        let current = &raw[*chain.last().expect("chain starts non-empty")];
-        if current.name == input {
-            break;
+/// Every `__keras_tensor__` in a node's `args` (merge layers take a list),
+/// in order; tensors passed as keyword arguments are refused.
+fn node_tensors(node: &Value, at: &str) -> Result<Vec<Endpoint>> {
+    fn walk(v: &Value, out: &mut Vec<Endpoint>) -> Result<()> {
+        match v {
+            Value::Object(map)
+                if map.get("class_name").and_then(Value::as_str) == Some("__keras_tensor__") =>
+            {
+                let history = map
+                    .get("config")
+                    .and_then(|c| c.get("keras_history"))
+                    .and_then(endpoint)
+                    .ok_or_else(|| Error::missing("`keras_history`"))?;
+                out.push(history);
+                Ok(())
+            }
+            Value::Array(items) => items.iter().try_for_each(|i| walk(i, out)),
+            _ => Ok(()),
         }
-        let producer = inbound_layer(current)?.ok_or_else(|| {
-            Error::invalid(format!(
-                "layer `{}` has no input but is not the model input `{input}`",
-                current.name
-            ))
-        })?;
-        let next = lookup(&producer)?;
-        if chain.contains(&next) || chain.len() > raw.len() {
-            return Err(Error::invalid("the functional graph has a cycle"));
-        }
-        chain.push(next);
     }
-    chain.reverse();
-    if chain.len() != raw.len() {
-        let stray: Vec<&str> = raw
+    let args = node
+        .get("args")
+        .ok_or_else(|| Error::missing("`args` of an inbound node").at(at.to_string()))?;
+    let mut out = Vec::new();
+    walk(args, &mut out).map_err(|e| e.at(at.to_string()))?;
+    if let Some(kwargs) = node.get("kwargs").and_then(Value::as_object) {
+        for (key, value) in kwargs {
+            let mut found = Vec::new();
+            walk(value, &mut found).map_err(|e| e.at(at.to_string()))?;
+            if !found.is_empty() {
+                return Err(Error::unsupported(
+                    "layer call argument",
+                    format!("tensor passed as `{key}`"),
+                    &["tensors as positional inputs"],
+                )
+                .at(at.to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The import pass: config containers → layers and graph nodes.
+struct Importer<'a> {
+    root: &'a Value,
+    weights: &'a H5Group,
+    /// Layers with their order keys (depth-first config position).
+    layers: Vec<(Vec<usize>, Layer)>,
+    /// Layer built for a config entry (by JSON pointer).
+    built: HashMap<String, usize>,
+    graph: Graph,
+    /// Weight paths of every config layer (for the stray-weights check).
+    weight_paths: Vec<String>,
+}
+
+impl<'a> Importer<'a> {
+    /// Layers in Keras's order (nested models' layers at their model's
+    /// place), with the graph's layer indices renumbered to match.
+    fn finish(mut self) -> (Vec<Layer>, Graph) {
+        let mut order: Vec<usize> = (0..self.layers.len()).collect();
+        order.sort_by(|&a, &b| self.layers[a].0.cmp(&self.layers[b].0));
+        let mut new_index = vec![0; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_index[old] = new;
+        }
+        for node in &mut self.graph.nodes {
+            node.layer = node.layer.map(|l| new_index[l]);
+        }
+        let mut slots: Vec<Option<Layer>> = self.layers.into_iter().map(|(_, l)| Some(l)).collect();
+        let layers = order
+            .iter()
+            .map(|&old| slots[old].take().expect("each layer once"))
+            .collect();
+        (layers, self.graph)
+    }
+
+    fn add_node(&mut self, layer: Option<usize>, inputs: Vec<usize>, shape: Vec<usize>) -> usize {
+        self.graph.nodes.push(Node {
+            layer,
+            inputs,
+            output_shape: shape,
+            input_slot: None,
+        });
+        self.graph.nodes.len() - 1
+    }
+
+    fn add_input(&mut self, layer: Option<usize>, shape: Vec<usize>, name: String) -> usize {
+        let node = self.add_node(layer, Vec::new(), shape);
+        self.graph.nodes[node].input_slot = Some(self.graph.inputs.len());
+        self.graph.inputs.push(node);
+        self.graph.input_names.push(name);
+        node
+    }
+
+    fn push_layer(&mut self, order: &[usize], layer: Layer) -> usize {
+        self.layers.push((order.to_vec(), layer));
+        self.layers.len() - 1
+    }
+
+    /// An input layer of the top-level model, as a layer and an input node.
+    fn top_input(&mut self, r: &RawLayer<'_>, trainable: bool) -> Result<usize> {
+        let shape = input_layer_shape(r)?;
+        let layer = Layer {
+            name: r.name.clone(),
+            class_name: r.class_name.to_string(),
+            trainable,
+            weight_path: r.weight_path.clone(),
+            config_pointer: r.pointer.clone(),
+            input_shape: shape.clone(),
+            output_shape: shape.clone(),
+            kind: LayerKind::Input,
+        };
+        let li = self.push_layer(&r.order, layer);
+        self.built.insert(r.pointer.clone(), li);
+        Ok(self.add_input(Some(li), shape, r.name.clone()))
+    }
+
+    /// Call layer `r` on the outputs of nodes `inputs`: build it on its
+    /// first call, check the shapes of later calls (shared layers).
+    fn call(&mut self, r: &RawLayer<'_>, inputs: &[usize], trainable: bool) -> Result<usize> {
+        let shapes: Vec<Vec<usize>> = inputs
+            .iter()
+            .map(|&n| self.graph.nodes[n].output_shape.clone())
+            .collect();
+        let at = || format!("{} (`{}`)", r.pointer, r.name);
+        let li = match self.built.get(&r.pointer) {
+            Some(&li) => li,
+            None => {
+                let layer = build_layer(r, &shapes, trainable, self.weights).map_err(|e| {
+                    if e.member().is_none() && e.location().is_none() {
+                        e.at(at()).in_member("config.json")
+                    } else {
+                        e
+                    }
+                })?;
+                let li = self.push_layer(&r.order, layer);
+                self.built.insert(r.pointer.clone(), li);
+                li
+            }
+        };
+        let out = self.layers[li]
+            .1
+            .output_shape_for(&shapes)
+            .map_err(|e| e.at(at()).in_member("config.json"))?;
+        Ok(self.add_node(Some(li), inputs.to_vec(), out))
+    }
+
+    /// Import a container (the model, or a model nested as a layer) and
+    /// return its output nodes. `call_inputs` are the nodes a nested model
+    /// is called on (`None` at the top level, where its inputs become the
+    /// model's inputs).
+    fn container(
+        &mut self,
+        entry: &'a Value,
+        pointer: &str,
+        prefix: &str,
+        order: &[usize],
+        trainable: bool,
+        call_inputs: Option<&[usize]>,
+    ) -> Result<Vec<usize>> {
+        let in_config = |e: Error| {
+            if e.member().is_none() {
+                e.in_member("config.json")
+            } else {
+                e
+            }
+        };
+        let class_name = str_field(entry, "class_name").map_err(in_config)?;
+        let cfg = obj_field(entry, "config").map_err(in_config)?;
+        let trainable = trainable
+            && cfg
+                .get("trainable")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+        let sequential = class_name == "Sequential";
+        let raw = raw_layers(cfg, sequential, prefix, pointer, order).map_err(in_config)?;
+        self.weight_paths
+            .extend(raw.iter().filter_map(|r| r.weight_path.clone()));
+        if sequential {
+            self.sequential(entry, cfg, &raw, trainable, call_inputs)
+                .map_err(in_config)
+        } else {
+            self.functional(cfg, &raw, trainable, call_inputs)
+                .map_err(in_config)
+        }
+    }
+
+    fn sequential(
+        &mut self,
+        entry: &'a Value,
+        cfg: &Map<String, Value>,
+        raw: &[RawLayer<'a>],
+        trainable: bool,
+        call_inputs: Option<&[usize]>,
+    ) -> Result<Vec<usize>> {
+        let starts_with_input = raw.first().is_some_and(|l| l.class_name == "InputLayer");
+        let mut current = match call_inputs {
+            Some(&[one]) => one,
+            Some(more) => {
+                return Err(Error::mismatch(
+                    "one input for a nested Sequential model",
+                    more.len(),
+                ));
+            }
+            None if starts_with_input => self.top_input(&raw[0], trainable)?,
+            None => {
+                let root_build = if std::ptr::eq(entry, self.root) {
+                    self.root.get("build_config")
+                } else {
+                    entry.get("build_config")
+                };
+                let shape = cfg
+                    .get("build_input_shape")
+                    .filter(|v| !v.is_null())
+                    .or_else(|| root_build.and_then(|b| b.get("input_shape")))
+                    .ok_or_else(|| {
+                        Error::missing(
+                            "input shape (no `InputLayer`, `build_input_shape` or `build_config`)",
+                        )
+                    })?;
+                let shape = parse_shape(shape, "build_input_shape")?;
+                self.add_input(None, shape, "input".into())
+            }
+        };
+        for r in raw.iter().skip(usize::from(starts_with_input)) {
+            current = self.call_entry(r, &[current], 0, trainable)?[0];
+        }
+        if call_inputs.is_none() {
+            let last = raw.last().map_or("output", |r| r.name.as_str());
+            self.graph.output_names = vec![last.to_string()];
+        }
+        Ok(vec![current])
+    }
+
+    /// Call a layer entry, which may be a nested model.
+    fn call_entry(
+        &mut self,
+        r: &RawLayer<'a>,
+        inputs: &[usize],
+        call_index: usize,
+        trainable: bool,
+    ) -> Result<Vec<usize>> {
+        if is_container(r.class_name) {
+            if call_index > 0 || self.built.contains_key(&r.pointer) {
+                return Err(Error::unsupported(
+                    "functional graph",
+                    format!("nested model `{}` called more than once", r.name),
+                    &["nested models called once"],
+                ));
+            }
+            self.built.insert(r.pointer.clone(), usize::MAX);
+            let prefix = format!("{}/", r.weight_path.as_deref().unwrap_or("layers/model"));
+            return self.container(
+                r.entry,
+                &r.pointer,
+                &prefix,
+                &r.order,
+                trainable,
+                Some(inputs),
+            );
+        }
+        Ok(vec![self.call(r, inputs, trainable)?])
+    }
+
+    fn functional(
+        &mut self,
+        cfg: &Map<String, Value>,
+        raw: &[RawLayer<'a>],
+        trainable: bool,
+        call_inputs: Option<&[usize]>,
+    ) -> Result<Vec<usize>> {
+        let inputs = endpoints(cfg, "input_layers")?;
+        let outputs = endpoints(cfg, "output_layers")?;
+        let by_name: HashMap<&str, usize> = raw
             .iter()
             .enumerate()
-            .filter(|(i, _)| !chain.contains(i))
-            .map(|(_, l)| l.name.as_str())
+            .map(|(i, l)| (l.name.as_str(), i))
             .collect();
-        return Err(Error::unsupported(
-            "functional graph",
-            format!("layers off the input→output chain: {}", stray.join(", ")),
-            &["chains (one path from input to output)"],
-        ));
+        let lookup = |name: &str| {
+            by_name
+                .get(name)
+                .copied()
+                .ok_or_else(|| Error::missing(format!("layer `{name}` named in the graph")))
+        };
+        // Tensors produced so far: (layer name, node index) → output nodes.
+        let mut produced: HashMap<(String, usize), Vec<usize>> = HashMap::new();
+        if let Some(given) = call_inputs
+            && given.len() != inputs.len()
+        {
+            return Err(Error::mismatch(
+                format!("{} inputs for the nested model", inputs.len()),
+                given.len(),
+            ));
+        }
+        for (slot, (name, _, _)) in inputs.iter().enumerate() {
+            let r = &raw[lookup(name)?];
+            if r.class_name != "InputLayer" {
+                return Err(Error::mismatch(
+                    format!("an `InputLayer` as model input `{name}`"),
+                    r.class_name,
+                ));
+            }
+            let node = match call_inputs {
+                None => self.top_input(r, trainable)?,
+                Some(given) => {
+                    let shape = input_layer_shape(r)?;
+                    let found = &self.graph.nodes[given[slot]].output_shape;
+                    if *found != shape {
+                        return Err(Error::mismatch(
+                            format!("input `{name}` of shape {shape:?}"),
+                            format!("{found:?}"),
+                        ));
+                    }
+                    given[slot]
+                }
+            };
+            produced.insert((name.clone(), 0), vec![node]);
+        }
+        // Keras's `functional_from_config`: process each layer's inbound
+        // nodes in order, layer by layer, repeating until all are done.
+        let mut pending: Vec<std::collections::VecDeque<(usize, &Value)>> = raw
+            .iter()
+            .map(|r| {
+                if r.class_name == "InputLayer" {
+                    return Default::default();
+                }
+                r.entry
+                    .get("inbound_nodes")
+                    .and_then(Value::as_array)
+                    .map(|nodes| nodes.iter().enumerate().collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        while pending.iter().any(|p| !p.is_empty()) {
+            let mut progressed = false;
+            for (i, r) in raw.iter().enumerate() {
+                while let Some(&(call_index, node)) = pending[i].front() {
+                    let at = format!("{}/inbound_nodes/{call_index}", r.pointer);
+                    let tensors = node_tensors(node, &at)?;
+                    let mut ids = Vec::with_capacity(tensors.len());
+                    for (name, node_index, tensor_index) in &tensors {
+                        lookup(name).map_err(|e| e.at(at.clone()))?;
+                        match produced.get(&(name.clone(), *node_index)) {
+                            Some(outs) => ids.push(*outs.get(*tensor_index).ok_or_else(|| {
+                                Error::mismatch(
+                                    format!("tensor index below {} for `{name}`", outs.len()),
+                                    tensor_index,
+                                )
+                                .at(at.clone())
+                            })?),
+                            None => break,
+                        }
+                    }
+                    if ids.len() < tensors.len() {
+                        break;
+                    }
+                    if tensors.is_empty() {
+                        return Err(Error::invalid(format!(
+                            "layer `{}` is called without inputs",
+                            r.name
+                        ))
+                        .at(at));
+                    }
+                    let outs = self.call_entry(r, &ids, call_index, trainable)?;
+                    // A Functional model starts out with a node of its own,
+                    // so its calls are numbered from 1 (`get_tensor`).
+                    let offset = usize::from(matches!(r.class_name, "Functional" | "Model"));
+                    produced.insert((r.name.clone(), call_index + offset), outs);
+                    pending[i].pop_front();
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                let stuck: Vec<&str> = raw
+                    .iter()
+                    .zip(&pending)
+                    .filter(|(_, p)| !p.is_empty())
+                    .map(|(r, _)| r.name.as_str())
+                    .collect();
+                return Err(Error::invalid(format!(
+                    "the functional graph has a cycle or a missing input at layers: {}",
+                    stuck.join(", ")
+                )));
+            }
+        }
+        let mut out = Vec::with_capacity(outputs.len());
+        for (name, node_index, tensor_index) in &outputs {
+            let nodes = produced.get(&(name.clone(), *node_index)).ok_or_else(|| {
+                Error::missing(format!("output `{name}` (node {node_index}) in the graph"))
+            })?;
+            out.push(*nodes.get(*tensor_index).ok_or_else(|| {
+                Error::mismatch(format!("a tensor index of `{name}`"), tensor_index)
+            })?);
+        }
+        if call_inputs.is_none() {
+            self.graph.output_names = outputs.iter().map(|(n, _, _)| n.clone()).collect();
+        }
+        // Layers never called do not take part (Keras drops them too), but
+        // their weights still belong to the config.
+        Ok(out)
     }
-    let first = &raw[chain[0]];
-    if first.class_name != "InputLayer" {
-        return Err(Error::mismatch(
-            "an `InputLayer` as model input",
-            first.class_name,
-        ));
-    }
-    Ok((input_layer_shape(first)?, chain))
 }
-
 fn usize_field(config: &Map<String, Value>, key: &str) -> Result<usize> {
     let v = config
         .get(key)
@@ -351,34 +664,9 @@ fn usize_field(config: &Map<String, Value>, key: &str) -> Result<usize> {
         .ok_or_else(|| Error::mismatch(format!("a positive integer `{key}` ≤ {MAX_DIM}"), v))
 }
 
-fn build_layers(
-    raw: &[RawLayer<'_>],
-    chain: &[usize],
-    input_shape: &[usize],
-    model_trainable: bool,
-    weights: &H5Group,
-) -> Result<Vec<Layer>> {
-    let mut shape = input_shape.to_vec();
-    let mut layers = Vec::with_capacity(chain.len());
-    for &i in chain {
-        let r = &raw[i];
-        let at = format!("config.layers[{}] (`{}`)", r.index, r.name);
-        let layer = build_layer(r, &shape, model_trainable, weights).map_err(|e| {
-            if e.member().is_none() && e.location().is_none() {
-                e.at(at).in_member("config.json")
-            } else {
-                e
-            }
-        })?;
-        shape.clone_from(&layer.output_shape);
-        layers.push(layer);
-    }
-    Ok(layers)
-}
-
 fn build_layer(
     r: &RawLayer<'_>,
-    input_shape: &[usize],
+    inputs: &[Vec<usize>],
     model_trainable: bool,
     weights: &H5Group,
 ) -> Result<Layer> {
@@ -387,66 +675,117 @@ fn build_layer(
     if r.class_name != "InputLayer" {
         check_dtype(c.get("dtype"))?;
     }
+    let legacy = matches!(r.class_name, "Dense" | "Activation" | "Flatten")
+        || (r.class_name == "Dropout" && c.get("noise_shape").is_none_or(Value::is_null));
+    let input_shape = match inputs {
+        [one] => one.clone(),
+        _ if legacy || r.class_name == "InputLayer" => {
+            return Err(Error::mismatch(
+                format!("one input for `{}`", r.class_name),
+                inputs.len(),
+            ));
+        }
+        _ => inputs.first().cloned().unwrap_or_default(),
+    };
     let last = *input_shape.last().unwrap_or(&1);
-    let (kind, output_shape) = match r.class_name {
-        "InputLayer" => (LayerKind::Input, input_shape.to_vec()),
+    let kind = match r.class_name {
+        "InputLayer" => LayerKind::Input,
         "Dense" => {
-            let dense = build_dense(r, last, weights)?;
-            let mut out = input_shape.to_vec();
-            if out.is_empty() {
+            if input_shape.is_empty() {
                 return Err(Error::mismatch(
                     "an input with at least one axis",
                     "a scalar",
                 ));
             }
-            *out.last_mut().expect("non-empty") = dense.activation.output_width(dense.units)?;
-            (LayerKind::Dense(Box::new(dense)), out)
+            LayerKind::Dense(Box::new(build_dense(r, last, weights)?))
         }
-        "Dropout" => {
+        "Dropout" if legacy => {
             let rate = c.get("rate").and_then(Value::as_f64).unwrap_or(0.0);
             if !(0.0..1.0).contains(&rate) {
                 return Err(Error::mismatch("`rate` in [0, 1)", rate));
             }
-            if c.get("noise_shape").is_some_and(|v| !v.is_null()) {
-                return Err(Error::unsupported(
-                    "Dropout option",
-                    "noise_shape",
-                    &["rate", "seed"],
-                ));
-            }
-            (LayerKind::Dropout { rate }, input_shape.to_vec())
+            LayerKind::Dropout { rate }
         }
-        "Activation" => {
-            let act = Activation::from_config(c.get("activation").unwrap_or(&Value::Null))?;
-            let mut out = input_shape.to_vec();
-            if let Some(w) = out.last_mut() {
-                *w = act.output_width(*w)?;
-            }
-            (LayerKind::Activation(act), out)
+        "Activation" => LayerKind::Activation(Activation::from_config(
+            c.get("activation").unwrap_or(&Value::Null),
+        )?),
+        "Flatten" => LayerKind::Flatten,
+        other => {
+            let builder = if other == "Dropout" {
+                Some(super::layers::noise::build_dropout as super::layers::Builder)
+            } else {
+                super::layers::builder(other)
+            };
+            let Some(builder) = builder else {
+                let mut supported: Vec<&str> = LAYER_CLASSES.to_vec();
+                supported.extend(super::layers::registered_classes());
+                supported.extend(["Sequential", "Functional"]);
+                return Err(Error::unsupported("layer class", other, &supported));
+            };
+            let (vars_path, stored) = stored_vars(weights, r)?;
+            let op = builder(&BuildCx {
+                class_name: other,
+                name: &r.name,
+                config: c,
+                inputs,
+                stored: &stored,
+                vars_path: &vars_path,
+            })?;
+            LayerKind::Op(op)
         }
-        "Flatten" => {
-            let n = input_shape
-                .iter()
-                .try_fold(1usize, |a, &d| a.checked_mul(d))
-                .filter(|&n| n as u64 <= MAX_DIM)
-                .ok_or_else(|| Error::limit("max_dim", format!("flattened {input_shape:?}")))?;
-            (LayerKind::Flatten, vec![n])
-        }
-        other => return Err(Error::unsupported("layer class", other, LAYER_CLASSES)),
     };
-    if r.class_name != "Dense" {
+    if !matches!(kind, LayerKind::Dense(_) | LayerKind::Op(_)) {
         check_vars_count(weights, r, 0)?;
     }
-    Ok(Layer {
+    let mut layer = Layer {
         name: r.name.clone(),
         class_name: r.class_name.to_string(),
         trainable,
         weight_path: r.weight_path.clone(),
-        config_index: r.index,
-        input_shape: input_shape.to_vec(),
-        output_shape,
+        config_pointer: r.pointer.clone(),
+        input_shape,
+        output_shape: Vec::new(),
         kind,
-    })
+    };
+    layer.output_shape = layer.output_shape_for(inputs)?;
+    Ok(layer)
+}
+
+/// Stored variables: (shape, float32 values) in `vars/0`, `vars/1`, ... order.
+type StoredVars = Vec<(Vec<usize>, Vec<f32>)>;
+
+/// The stored variables of a layer (`vars/0`, `vars/1`, ... in order) with
+/// their shapes, as float32.
+fn stored_vars(weights: &H5Group, r: &RawLayer<'_>) -> Result<(String, StoredVars)> {
+    let path = format!("{}/vars", r.weight_path.as_deref().unwrap_or("?"));
+    let Some((path, group)) = vars_group(weights, r) else {
+        return Ok((path, Vec::new()));
+    };
+    let mut out = Vec::with_capacity(group.children.len());
+    for i in 0..group.children.len() {
+        let index = i.to_string();
+        let at = format!("{path}/{index}");
+        let ds = group.dataset(&index).ok_or_else(|| {
+            Error::missing("weight dataset")
+                .at(at.clone())
+                .in_member("model.weights.h5")
+        })?;
+        let shape: Vec<usize> = ds
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d).ok().filter(|&d| d as u64 <= MAX_DIM))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                Error::limit("max_dim", format!("shape {:?}", ds.shape))
+                    .at(at.clone())
+                    .in_member("model.weights.h5")
+            })?;
+        let values = ds
+            .to_f32()
+            .map_err(|e| e.at(at.clone()).in_member("model.weights.h5"))?;
+        out.push((shape, values));
+    }
+    Ok((path, out))
 }
 
 fn vars_group<'w>(weights: &'w H5Group, r: &RawLayer<'_>) -> Option<(String, &'w H5Group)> {
@@ -550,30 +889,34 @@ fn read_weight(vars: &H5Group, path: &str, index: &str, shape: &[usize]) -> Resu
     ds.to_f32().map_err(|e| e.at(at))
 }
 
-/// Every `layers/*` group in the weights file must belong to a config layer.
-fn check_no_stray_weights(weights: &H5Group, raw: &[RawLayer<'_>]) -> Result<()> {
-    let Some(layers) = weights.group("layers") else {
-        return Ok(());
-    };
-    for name in layers.group_names() {
-        let path = format!("layers/{name}");
-        if !raw
-            .iter()
-            .any(|r| r.weight_path.as_deref() == Some(path.as_str()))
-        {
-            let has_vars = layers
-                .group(name)
-                .and_then(|g| g.group("vars"))
-                .is_some_and(|v| !v.children.is_empty());
+/// Every `layers/*` group holding variables in the weights file must belong
+/// to a config layer (at any nesting depth).
+fn check_no_stray_weights(weights: &H5Group, paths: &[String]) -> Result<()> {
+    fn walk(group: &H5Group, prefix: &str, paths: &[String]) -> Result<()> {
+        let Some(layers) = group.group("layers") else {
+            return Ok(());
+        };
+        for name in layers.group_names() {
+            let path = format!("{prefix}layers/{name}");
+            let Some(sub) = layers.group(name) else {
+                continue;
+            };
+            if paths.contains(&path) {
+                walk(sub, &format!("{path}/"), paths)?;
+                continue;
+            }
+            let has_vars = sub.group("vars").is_some_and(|v| !v.children.is_empty())
+                || sub.group("layers").is_some();
             if has_vars {
                 return Err(Error::mismatch(
-                    format!("{} layers holding weights (from config.json)", raw.len()),
+                    format!("{} layers holding weights (from config.json)", paths.len()),
                     "weights for a layer the config does not have",
                 )
                 .at(path)
                 .in_member("model.weights.h5"));
             }
         }
+        Ok(())
     }
-    Ok(())
+    walk(weights, "", paths)
 }

@@ -1,0 +1,67 @@
+//! The model as a graph: nodes (layer calls) in an order where every node
+//! comes after the nodes it reads, as Keras's `functional_from_config`
+//! creates them (`keras/src/models/functional.py`). Several nodes may call
+//! one layer (shared layers); nested Sequential/Functional models are
+//! flattened into the graph (their layers keep their weight paths).
+
+/// One call of a layer (or a model input).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// The layer called (index into `Model::layers`), or `None` for a model
+    /// input that has no `InputLayer` (a Sequential built from a shape).
+    pub layer: Option<usize>,
+    /// The nodes whose outputs are this call's inputs, in argument order.
+    pub inputs: Vec<usize>,
+    /// Per-sample output shape.
+    pub output_shape: Vec<usize>,
+    /// Which model input this node is, for input nodes.
+    pub input_slot: Option<usize>,
+}
+
+/// The graph of a model.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Graph {
+    /// Nodes in execution order.
+    pub nodes: Vec<Node>,
+    /// The input node of each model input, in `model.inputs` order.
+    pub inputs: Vec<usize>,
+    /// Names of the model inputs (the input layers' names).
+    pub input_names: Vec<String>,
+    /// The node producing each model output, in `model.outputs` order.
+    pub outputs: Vec<usize>,
+    /// Names of the model outputs (Keras's `output_names`: the layer named
+    /// in `output_layers`).
+    pub output_names: Vec<String>,
+}
+
+impl Graph {
+    /// Per-sample shape of each model input.
+    pub fn input_shapes(&self) -> Vec<&[usize]> {
+        self.inputs
+            .iter()
+            .map(|&n| &self.nodes[n].output_shape[..])
+            .collect()
+    }
+
+    /// Per-sample shape of each model output.
+    pub fn output_shapes(&self) -> Vec<&[usize]> {
+        self.outputs
+            .iter()
+            .map(|&n| &self.nodes[n].output_shape[..])
+            .collect()
+    }
+
+    /// How many nodes read each node's output (model outputs count once).
+    pub fn consumers(&self) -> Vec<usize> {
+        let mut count = vec![0usize; self.nodes.len()];
+        for node in &self.nodes {
+            for &i in &node.inputs {
+                count[i] += 1;
+            }
+        }
+        for &o in &self.outputs {
+            count[o] += 1;
+        }
+        count
+    }
+}

@@ -1,0 +1,398 @@
+//! Layers beyond the Dense chain: one file per layer family, each layer a
+//! type implementing [`LayerOp`] (its config, shapes, variables, forward and
+//! backward), and one registry ([`REGISTRY`]) from Keras class names.
+//!
+//! Adding a layer means writing its type in the family's file and adding
+//! one line to [`REGISTRY`]: import, shape inference, the graph executor,
+//! the optimizer, regularizers, constraints, the summary and the archive
+//! writer all work through the trait and the variables it exposes.
+//!
+//! Tensors carry the batch axis first (`[n, ...]`, channels last as Keras);
+//! shapes given to and returned by [`LayerOp::output_shape`] are per-sample
+//! (no batch axis).
+
+pub mod merge;
+pub mod noise;
+pub mod reshape;
+
+use std::any::Any;
+use std::fmt;
+
+use ndarray::ArrayD;
+use rand::RngCore;
+use serde_json::{Map, Value};
+
+use super::constraint::Constraint;
+use super::regularizer::Regularizer;
+use crate::error::{Error, Result};
+
+/// What a variable is to its layer (Keras's variable names).
+pub type Role = &'static str;
+
+/// One variable of a layer, in the layer's `weights` order (which is the
+/// order of `vars/0`, `vars/1`, ... in `model.weights.h5`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Var {
+    /// Keras's name for it (`gamma`, `moving_mean`, `alpha`, ...).
+    pub role: Role,
+    /// Current value (float32, C order).
+    pub value: ArrayD<f32>,
+    /// False for state Keras does not train (BatchNormalization's moving
+    /// statistics); the layer's `trainable` flag applies on top.
+    pub trainable: bool,
+    /// Weight penalty.
+    pub regularizer: Option<Regularizer>,
+    /// Projection applied after each optimizer update.
+    pub constraint: Option<Constraint>,
+}
+
+impl Var {
+    /// A trainable variable without penalty or constraint.
+    pub fn new(role: Role, value: ArrayD<f32>) -> Self {
+        Var {
+            role,
+            value,
+            trainable: true,
+            regularizer: None,
+            constraint: None,
+        }
+    }
+
+    /// A non-trainable variable (state).
+    pub fn state(role: Role, value: ArrayD<f32>) -> Self {
+        Var {
+            trainable: false,
+            ..Var::new(role, value)
+        }
+    }
+}
+
+/// Whether a call is for training (`training=True` in Keras) or inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `training=False`: noise layers are the identity, BatchNormalization
+    /// uses its moving statistics.
+    Inference,
+    /// `training=True`.
+    Training,
+}
+
+/// Per-call context: the mode and the random source of noise layers.
+pub struct Ctx<'a> {
+    /// Training or inference.
+    pub mode: Mode,
+    /// Random numbers for dropout and noise (seeded by the caller; Keras's
+    /// random stream cannot be reproduced).
+    pub rng: &'a mut dyn RngCore,
+}
+
+impl Ctx<'_> {
+    /// True in training mode.
+    pub fn training(&self) -> bool {
+        self.mode == Mode::Training
+    }
+}
+
+/// Values a layer keeps from its forward pass for its backward pass.
+pub type Saved = Option<Box<dyn Any + Send + Sync>>;
+
+/// The result of a forward call.
+pub struct Forward {
+    /// The output, `[n, ...]`.
+    pub y: ArrayD<f32>,
+    /// What the backward pass needs besides inputs and output.
+    pub saved: Saved,
+    /// New values of non-trainable variables (by index into
+    /// [`LayerOp::vars`]), applied after the optimizer step as Keras's JAX
+    /// trainer does.
+    pub updates: Vec<(usize, ArrayD<f32>)>,
+}
+
+impl Forward {
+    /// An output with nothing saved and no state updates.
+    pub fn plain(y: ArrayD<f32>) -> Self {
+        Forward {
+            y,
+            saved: None,
+            updates: Vec::new(),
+        }
+    }
+}
+
+/// Gradients from a backward call.
+pub struct Backward {
+    /// Gradient for each input (same shapes as the inputs).
+    pub inputs: Vec<ArrayD<f32>>,
+    /// Gradient for each variable (by index into [`LayerOp::vars`]), `None`
+    /// for variables without one (state).
+    pub vars: Vec<Option<ArrayD<f32>>>,
+}
+
+/// A layer kerasrs can run inside a graph.
+pub trait LayerOp: fmt::Debug + Send + Sync {
+    /// Output shape (per sample) for these input shapes (per sample).
+    fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>>;
+
+    /// The layer's variables in Keras's `weights` order.
+    fn vars(&self) -> &[Var] {
+        &[]
+    }
+
+    /// The variables, mutably (the optimizer and constraints write them).
+    fn vars_mut(&mut self) -> &mut [Var] {
+        &mut []
+    }
+
+    /// The forward pass on `[n, ...]` inputs.
+    fn forward(&self, x: &[&ArrayD<f32>], cx: &mut Ctx<'_>) -> Result<Forward>;
+
+    /// The backward pass: `dy` is the gradient of the loss with respect to
+    /// the output of the forward call that produced `y` and `saved`.
+    fn backward(
+        &self,
+        x: &[&ArrayD<f32>],
+        y: &ArrayD<f32>,
+        saved: &Saved,
+        dy: ArrayD<f32>,
+    ) -> Result<Backward>;
+
+    /// Penalty on the output (`activity_regularizer`), if any.
+    fn activity_regularizer(&self) -> Option<Regularizer> {
+        None
+    }
+
+    /// Extra detail for the summary (a rate, an axis).
+    fn detail(&self) -> Option<String> {
+        None
+    }
+
+    /// A boxed copy.
+    fn clone_box(&self) -> Box<dyn LayerOp>;
+}
+
+impl Clone for Box<dyn LayerOp> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
+}
+
+impl PartialEq for Box<dyn LayerOp> {
+    fn eq(&self, other: &Self) -> bool {
+        // Layers of the same class with the same variables and options
+        // print alike; arrays are compared in full below.
+        format!("{self:?}") == format!("{other:?}")
+            && self.vars().len() == other.vars().len()
+            && self
+                .vars()
+                .iter()
+                .zip(other.vars())
+                .all(|(a, b)| a.value == b.value)
+    }
+}
+
+/// What a layer's builder gets: its config and input shapes, and access to
+/// its stored variables.
+pub struct BuildCx<'a> {
+    /// Keras class name.
+    pub class_name: &'a str,
+    /// The layer's name.
+    pub name: &'a str,
+    /// The layer's inner `config` object.
+    pub config: &'a Map<String, Value>,
+    /// Per-sample input shapes of the first call.
+    pub inputs: &'a [Vec<usize>],
+    /// The stored variables (`vars/0`, `vars/1`, ...) with their shapes;
+    /// empty when the weights file has none for this layer.
+    pub stored: &'a [(Vec<usize>, Vec<f32>)],
+    /// Where the layer's variables live (`layers/batch_normalization/vars`).
+    pub vars_path: &'a str,
+}
+
+impl<'a> BuildCx<'a> {
+    /// The config value of `key`, `Null` when absent.
+    pub fn get(&self, key: &str) -> &'a Value {
+        self.config.get(key).unwrap_or(&Value::Null)
+    }
+
+    /// A float option with a default.
+    pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
+        match self.get(key) {
+            Value::Null => Ok(default),
+            v => v
+                .as_f64()
+                .ok_or_else(|| Error::mismatch(format!("a number for `{key}`"), v)),
+        }
+    }
+
+    /// A boolean option with a default.
+    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
+        match self.get(key) {
+            Value::Null => Ok(default),
+            v => v
+                .as_bool()
+                .ok_or_else(|| Error::mismatch(format!("a boolean for `{key}`"), v)),
+        }
+    }
+
+    /// An integer option (possibly negative) with a default.
+    pub fn i64_or(&self, key: &str, default: i64) -> Result<i64> {
+        match self.get(key) {
+            Value::Null => Ok(default),
+            v => v
+                .as_i64()
+                .ok_or_else(|| Error::mismatch(format!("an integer for `{key}`"), v)),
+        }
+    }
+
+    /// The single input's shape (layers that take one input).
+    pub fn input(&self) -> Result<&'a [usize]> {
+        match self.inputs {
+            [one] => Ok(one),
+            more => Err(Error::mismatch(
+                format!("one input for `{}`", self.class_name),
+                format!("{} inputs", more.len()),
+            )),
+        }
+    }
+
+    /// A regularizer option.
+    pub fn regularizer(&self, key: &str) -> Result<Option<Regularizer>> {
+        Regularizer::from_config(self.get(key)).map_err(|e| e.at(key.to_string()))
+    }
+
+    /// A constraint option.
+    pub fn constraint(&self, key: &str) -> Result<Option<Constraint>> {
+        Constraint::from_config(self.get(key)).map_err(|e| e.at(key.to_string()))
+    }
+
+    /// The stored variables, which must be exactly `expected` (shapes in
+    /// order); an error names the weight path, what was expected and found.
+    pub fn take_vars(&self, expected: &[(Role, Vec<usize>)]) -> Result<Vec<ArrayD<f32>>> {
+        if self.stored.len() != expected.len() {
+            return Err(Error::mismatch(
+                format!(
+                    "{} variables for `{}` layer `{}` ({})",
+                    expected.len(),
+                    self.class_name,
+                    self.name,
+                    expected
+                        .iter()
+                        .map(|(r, s)| format!("{r} {s:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                self.stored.len(),
+            )
+            .at(self.vars_path.to_string())
+            .in_member("model.weights.h5"));
+        }
+        expected
+            .iter()
+            .zip(self.stored)
+            .enumerate()
+            .map(|(i, ((role, shape), (found, values)))| {
+                if found != shape {
+                    return Err(Error::mismatch(
+                        format!("{role} of shape {shape:?}"),
+                        format!("shape {found:?}"),
+                    )
+                    .at(format!("{}/{i}", self.vars_path))
+                    .in_member("model.weights.h5"));
+                }
+                ArrayD::from_shape_vec(shape.clone(), values.clone())
+                    .map_err(|e| Error::invalid(e.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// Builds a layer from its config (Keras's `from_config` plus `build`).
+pub type Builder = fn(&BuildCx<'_>) -> Result<Box<dyn LayerOp>>;
+
+/// Keras class name → builder, for every layer implemented through
+/// [`LayerOp`]. `Dense`, `Activation`, `Dropout`, `Flatten` and
+/// `InputLayer` have their own fast path (see `model::layer`).
+pub const REGISTRY: &[(&str, Builder)] = &[
+    ("Add", merge::build),
+    ("Subtract", merge::build),
+    ("Multiply", merge::build),
+    ("Average", merge::build),
+    ("Maximum", merge::build),
+    ("Minimum", merge::build),
+    ("Concatenate", merge::build_concatenate),
+    ("Dot", merge::build_dot),
+    ("Reshape", reshape::build_reshape),
+    ("Permute", reshape::build_permute),
+    ("RepeatVector", reshape::build_repeat_vector),
+    ("Identity", reshape::build_identity),
+    ("SpatialDropout1D", noise::build_spatial_dropout),
+    ("SpatialDropout2D", noise::build_spatial_dropout),
+    ("SpatialDropout3D", noise::build_spatial_dropout),
+    ("GaussianNoise", noise::build_gaussian_noise),
+    ("GaussianDropout", noise::build_gaussian_dropout),
+    ("AlphaDropout", noise::build_alpha_dropout),
+    (
+        "ActivityRegularization",
+        noise::build_activity_regularization,
+    ),
+];
+
+/// The builder for a class, if it is in the registry.
+pub fn builder(class_name: &str) -> Option<Builder> {
+    REGISTRY
+        .iter()
+        .find(|(name, _)| *name == class_name)
+        .map(|(_, b)| *b)
+}
+
+/// Every class name in the registry.
+pub fn registered_classes() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|(name, _)| *name)
+}
+
+/// Resolve a possibly negative `axis` of a tensor with `rank` axes
+/// (including the batch axis) to an index; errors name the layer's option.
+pub fn resolve_axis(axis: i64, rank: usize, what: &str) -> Result<usize> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r {
+        return Err(Error::mismatch(
+            format!("`{what}` within a tensor of rank {rank}"),
+            axis,
+        ));
+    }
+    Ok(a as usize)
+}
+
+/// A shape with the batch axis prepended.
+pub fn with_batch(n: usize, shape: &[usize]) -> Vec<usize> {
+    let mut s = Vec::with_capacity(shape.len() + 1);
+    s.push(n);
+    s.extend_from_slice(shape);
+    s
+}
+
+/// Keras's `(None, 3, 4)` notation of a per-sample shape.
+pub fn keras_shape(shape: &[usize]) -> String {
+    let mut parts = vec!["None".to_string()];
+    parts.extend(shape.iter().map(usize::to_string));
+    if parts.len() == 1 {
+        "(None,)".into()
+    } else {
+        format!("({})", parts.join(", "))
+    }
+}
+
+/// Implements [`LayerOp::clone_box`] for a `Clone` type.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! clone_box {
+    () => {
+        fn clone_box(&self) -> Box<dyn $crate::model::layers::LayerOp> {
+            Box::new(self.clone())
+        }
+    };
+}
+
+#[cfg(test)]
+pub(crate) mod check;
