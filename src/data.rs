@@ -614,6 +614,30 @@ pub fn write_npy_f32(path: &Path, array: &ArrayD<f32>) -> Result<()> {
     })
 }
 
+/// Write named float32 arrays as an `.npz` archive (atomically).
+pub fn write_npz_f32(path: &Path, arrays: &[(&str, &ArrayD<f32>)]) -> Result<()> {
+    write_atomic_with(path, |f| {
+        let mut npz = ndarray_npy::NpzWriter::new(std::io::BufWriter::new(f));
+        for (name, array) in arrays {
+            npz.add_array(*name, *array)
+                .map_err(std::io::Error::other)?;
+        }
+        npz.finish().map_err(std::io::Error::other)?;
+        Ok(())
+    })
+}
+
+/// The array names in an `.npz` archive (member names without `.npy`).
+pub fn npz_keys(path: &Path) -> Result<Vec<String>> {
+    let file = File::open(path).map_err(|e| Error::io(e, path))?;
+    let zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| Error::invalid(format!("not a readable .npz archive: {e}")).in_file(path))?;
+    Ok(zip
+        .file_names()
+        .map(|n| n.strip_suffix(".npy").unwrap_or(n).to_string())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

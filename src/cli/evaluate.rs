@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::data_args::DataArgs;
 use crate::Model;
 use crate::engine::session::{CompileOverrides, prepare};
-use crate::engine::train::Dataset;
 
 /// Compute the loss (including regularization penalties, as Keras's
 /// `model.evaluate` reports it) and the compiled metrics on a data set.
@@ -39,8 +38,9 @@ pub fn run(args: Args) -> Result<()> {
         ..CompileOverrides::default()
     };
     let mut prepared = prepare(&model, &overrides, false)?;
-    let (x, y) = args.data.load()?;
-    let data = Dataset::new(&model, &prepared.trainer.loss, x, y)?;
+    let (xs, ys) = args.data.load_for(&model)?;
+    let data = super::finetune::dataset(&model, &prepared, xs, ys)
+        .with_context(|| "the data does not fit the model")?;
     let logs = prepared
         .trainer
         .evaluate(&model, &data, args.batch_size as usize)?;

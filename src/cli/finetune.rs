@@ -6,9 +6,10 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayD;
 
-use super::data_args::{DataArgs, load_npz_pair};
+use super::data_args::{DataArgs, named_arrays};
 use crate::Model;
 use crate::data::F32Data;
+use crate::data::{read_npy_data, read_npy_f32, read_npz_data, read_npz_f32};
 use crate::engine::session::{CompileOverrides, Prepared, prepare, store};
 use crate::engine::sparsify::{L1Mode, PruneSchedule, Sparsifier, SparsifyOptions};
 use crate::engine::train::{Dataset, FitOptions, Logs, Progress, Silent};
@@ -234,16 +235,16 @@ pub fn configure(model: &mut Model, args: &TrainArgs, reg: Option<Regularizer>) 
     Ok(())
 }
 
-/// Training and validation data for `model`.
+/// Training and validation data for `model`: one array per input and one
+/// per output (see [`DataArgs::load_for`]).
 pub fn datasets(
     model: &Model,
     prepared: &Prepared,
     data_args: &DataArgs,
     args: &TrainArgs,
-    (x, y): (F32Data, ArrayD<f32>),
+    (xs, ys): (Vec<F32Data>, Vec<ArrayD<f32>>),
 ) -> Result<(Dataset, Option<Dataset>)> {
-    let loss = &prepared.trainer.loss;
-    let data = Dataset::new(model, loss, x, y)
+    let data = dataset(model, prepared, xs, ys)
         .with_context(|| "the training data does not fit the model")?;
     Ok(match (&args.validation_split, &args.validation_data) {
         (Some(f), _) => {
@@ -251,13 +252,44 @@ pub fn datasets(
             (t, Some(v))
         }
         (None, Some(path)) => {
-            let (vx, vy) = load_npz_pair(path, &data_args.x_key, &data_args.y_key)?;
-            let v = Dataset::new(model, loss, vx, vy)
+            let g = &model.graph;
+            let vx = named_arrays(
+                path,
+                &g.input_names,
+                &data_args.x_key,
+                "input",
+                read_npz_data,
+                read_npy_data,
+            )?;
+            let vy = named_arrays(
+                path,
+                &g.output_names,
+                &data_args.y_key,
+                "output",
+                read_npz_f32,
+                read_npy_f32,
+            )?;
+            let v = dataset(model, prepared, vx, vy)
                 .with_context(|| format!("validation data `{}`", path.display()))?;
             (data, Some(v))
         }
         (None, None) => (data, None),
     })
+}
+
+/// A dataset of one array per model input and output.
+pub fn dataset(
+    model: &Model,
+    prepared: &Prepared,
+    mut xs: Vec<F32Data>,
+    mut ys: Vec<ArrayD<f32>>,
+) -> crate::Result<Dataset> {
+    let loss = &prepared.trainer.loss;
+    if model.is_chain() && xs.len() == 1 && ys.len() == 1 {
+        return Dataset::new(model, loss, xs.remove(0), ys.remove(0));
+    }
+    let losses = prepared.trainer.output_losses();
+    Dataset::multi(model, &losses, xs, ys)
 }
 
 /// Run the fit (with the sparsity hook when a sparsity option is on) and
@@ -369,8 +401,13 @@ pub fn run(args: Args) -> Result<()> {
     let mut model = Model::open(&args.model)?;
     configure(&mut model, train_args, regularizer(args.l1, train_args.l2)?)?;
     let mut prepared = prepare(&model, &train_args.overrides(), true)?;
-    let (train, validation) =
-        datasets(&model, &prepared, &args.data, train_args, args.data.load()?)?;
+    let (train, validation) = datasets(
+        &model,
+        &prepared,
+        &args.data,
+        train_args,
+        args.data.load_for(&model)?,
+    )?;
     if !train_args.quiet {
         for note in &prepared.notes {
             eprintln!("note: {note}");

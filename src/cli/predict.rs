@@ -5,14 +5,18 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::Model;
-use crate::data::{read_npy_f32, write_npy_f32};
+use crate::data::{read_npy_f32, read_npz_f32, write_npy_f32, write_npz_f32};
 
 /// Run the model on the rows of a `.npy` array (inference mode: dropout off)
-/// and write the outputs as a float32 `.npy` array.
+/// and write the outputs as a float32 `.npy` array. A model with several
+/// inputs takes an `.npz` with one array per input, named after the input
+/// layers; a model with several outputs writes an `.npz` keyed by output
+/// name.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
       kerasrs predict model.keras --input x.npy --output y.npy\n  \
-      kerasrs predict model.keras --input x.npy --output y.npy --batch-size 1024")]
+      kerasrs predict model.keras --input x.npy --output y.npy --batch-size 1024\n  \
+      kerasrs predict two_inputs.keras --input inputs.npz --output outputs.npz")]
 pub struct Args {
     /// The `.keras` model file.
     model: PathBuf,
@@ -31,9 +35,18 @@ pub fn run(args: Args) -> Result<()> {
     super::check_output_is_not_input(&args.input, &args.output)?;
     super::check_output_is_not_input(&args.model, &args.output)?;
     let model = Model::open(&args.model)?;
-    let x = read_npy_f32(&args.input)?;
-    let y = model
-        .predict(x.view(), args.batch_size as usize)
+    let g = &model.graph;
+    let xs = super::data_args::named_arrays(
+        &args.input,
+        &g.input_names,
+        "x",
+        "input",
+        read_npz_f32,
+        read_npy_f32,
+    )?;
+    let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
+    let ys = model
+        .predict_all(&views, args.batch_size as usize)
         .with_context(|| {
             format!(
                 "`{}` does not fit `{}`",
@@ -41,10 +54,27 @@ pub fn run(args: Args) -> Result<()> {
                 args.model.display()
             )
         })?;
-    write_npy_f32(&args.output, &y)?;
+    let npz_out = args
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
+    if npz_out {
+        let named: Vec<(&str, &ndarray::ArrayD<f32>)> =
+            g.output_names.iter().map(String::as_str).zip(&ys).collect();
+        write_npz_f32(&args.output, &named)?;
+    } else if let [y] = &ys[..] {
+        write_npy_f32(&args.output, y)?;
+    } else {
+        anyhow::bail!(
+            "the model has {} outputs ({}): give `--output` an `.npz` path",
+            ys.len(),
+            g.output_names.join(", ")
+        );
+    }
+    let shapes: Vec<String> = ys.iter().map(|y| format!("{:?}", y.shape())).collect();
     eprintln!(
-        "wrote predictions of shape {:?} to `{}`",
-        y.shape(),
+        "wrote predictions of shape {} to `{}`",
+        shapes.join(", "),
         args.output.display()
     );
     Ok(())

@@ -170,7 +170,7 @@ fn run_one(
     base: &Model,
     args: &Args,
     l1: f64,
-    data: &(crate::data::F32Data, ndarray::ArrayD<f32>),
+    data: &(Vec<crate::data::F32Data>, Vec<ndarray::ArrayD<f32>>),
     notes: bool,
 ) -> Result<(SweepRow, String, bool)> {
     let train_args = &args.train;
@@ -336,7 +336,7 @@ pub fn run(mut args: Args) -> Result<()> {
         }
     }
     let base = Model::open(&args.model)?;
-    let data = args.data.load()?;
+    let data = args.data.load_for(&base)?;
     let mut rows = Vec::with_capacity(strengths.len());
     let mut metric = (String::new(), true);
     for (i, &l1) in strengths.iter().enumerate() {

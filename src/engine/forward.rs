@@ -158,6 +158,9 @@ impl Model {
         inputs: &[ArrayViewD<'_, f32>],
         batch_size: usize,
     ) -> Result<Vec<ArrayD<f32>>> {
+        if let ([x], true) = (inputs, self.is_chain()) {
+            return Ok(vec![self.predict(x.view(), batch_size)?]);
+        }
         let g = &self.graph;
         if inputs.len() != g.inputs.len() {
             return Err(Error::mismatch(

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::loss::Loss;
 use super::metrics::metrics_from_compile_config;
 use super::optimizer::Optimizer;
-use super::train::Trainer;
+use super::train::{OutputHead, Trainer};
 use crate::error::{Error, Result};
 use crate::model::Model;
 
@@ -49,10 +49,16 @@ fn compile_config(model: &Model) -> Option<&Value> {
 /// only (`for_training` false) a model without a compiled optimizer is fine.
 pub fn prepare(model: &Model, o: &CompileOverrides, for_training: bool) -> Result<Prepared> {
     let cc = compile_config(model);
+    let heads = if model.graph.outputs.len() > 1 {
+        output_heads(model, cc, o)?
+    } else {
+        Vec::new()
+    };
     let loss = match (
         &o.loss,
         cc.and_then(|c| c.get("loss")).filter(|v| !v.is_null()),
     ) {
+        _ if !heads.is_empty() => heads[0].loss,
         (Some(name), _) => Loss::from_config(&Value::String(name.clone()))?,
         (None, Some(v)) => Loss::from_config(v).map_err(|e| e.at("compile_config.loss"))?,
         (None, None) => {
@@ -77,7 +83,11 @@ pub fn prepare(model: &Model, o: &CompileOverrides, for_training: bool) -> Resul
         }
     };
     let width = model.output_shape().last().copied().unwrap_or(1);
-    let metrics = metrics_from_compile_config(cc.unwrap_or(&Value::Null), &loss, width)?;
+    let metrics = if heads.is_empty() {
+        metrics_from_compile_config(cc.unwrap_or(&Value::Null), &loss, width)?
+    } else {
+        Vec::new()
+    };
     let mut notes = Vec::new();
     let shapes: Vec<Vec<usize>> = super::backward::trainable_variables(model)
         .into_iter()
@@ -111,11 +121,76 @@ pub fn prepare(model: &Model, o: &CompileOverrides, for_training: bool) -> Resul
     Ok(Prepared {
         trainer: Trainer {
             loss,
-            metrics,
+            metrics: if heads.is_empty() {
+                metrics
+            } else {
+                Vec::new()
+            },
             optimizer,
+            heads,
         },
         notes,
     })
+}
+
+/// The entry of a per-output setting (`loss`, `loss_weights`, `metrics`)
+/// for output `slot` named `name`: a dict keyed by output name, a list in
+/// output order, or one value for every output.
+fn per_output<'v>(v: &'v Value, slot: usize, name: &str, outputs: usize) -> Option<&'v Value> {
+    match v {
+        Value::Object(map) if !map.contains_key("class_name") => map.get(name),
+        Value::Array(list) if list.len() == outputs => list.get(slot),
+        Value::Null => None,
+        other => Some(other),
+    }
+}
+
+/// One loss, weight and metric list per output of a multi-output model
+/// (`keras/src/trainers/compile_utils.py`, `CompileLoss` and
+/// `CompileMetrics`).
+fn output_heads(
+    model: &Model,
+    cc: Option<&Value>,
+    o: &CompileOverrides,
+) -> Result<Vec<OutputHead>> {
+    let g = &model.graph;
+    let outputs = g.outputs.len();
+    let null = Value::Null;
+    let cc = cc.unwrap_or(&null);
+    let loss_cfg = match &o.loss {
+        Some(name) => Value::String(name.clone()),
+        None => cc.get("loss").cloned().unwrap_or(Value::Null),
+    };
+    if loss_cfg.is_null() {
+        return Err(Error::missing(
+            "a loss: the model has no compiled loss; pass `--loss NAME` (e.g. `--loss mse`)",
+        ));
+    }
+    let weights = cc.get("loss_weights").unwrap_or(&null);
+    let metrics = cc.get("metrics").unwrap_or(&null);
+    let mut heads = Vec::with_capacity(outputs);
+    for (slot, name) in g.output_names.iter().enumerate() {
+        let at = format!("compile_config.loss[`{name}`]");
+        let entry = per_output(&loss_cfg, slot, name, outputs)
+            .ok_or_else(|| Error::missing(format!("a loss for output `{name}`")).at(at.clone()))?;
+        let loss = Loss::from_config(entry).map_err(|e| e.at(at))?;
+        let weight = match per_output(weights, slot, name, outputs) {
+            None => None,
+            Some(w) => Some(w.as_f64().ok_or_else(|| {
+                Error::mismatch(format!("a number in `loss_weights` for `{name}`"), w)
+            })? as f32),
+        };
+        let width = g.output_shapes()[slot].last().copied().unwrap_or(1);
+        let own = per_output(metrics, slot, name, outputs).cloned();
+        let sub = serde_json::json!({ "metrics": own });
+        let mut list = metrics_from_compile_config(&sub, &loss, width)
+            .map_err(|e| e.at(format!("compile_config.metrics[`{name}`]")))?;
+        for m in &mut list {
+            m.name = format!("{name}_{}", m.name);
+        }
+        heads.push(OutputHead::new(name.clone(), loss, weight, list));
+    }
+    Ok(heads)
 }
 
 /// Record the trained state in the model's archive: the optimizer

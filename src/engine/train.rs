@@ -400,12 +400,62 @@ pub struct Trainer {
     pub metrics: Vec<Metric>,
     /// The optimizer, with its state.
     pub optimizer: Optimizer,
+    /// For models with several outputs: one loss (with its weight and
+    /// metrics) per output, in `model.outputs` order; empty otherwise.
+    pub heads: Vec<OutputHead>,
+}
+
+/// The loss, weight and metrics of one output of a multi-output model
+/// (`keras/src/trainers/compile_utils.py`: `CompileLoss` sums
+/// `loss_weight · loss` over the outputs and tracks each *unweighted* loss
+/// as `<output>_loss`; metrics are named `<output>_<metric>`).
+pub struct OutputHead {
+    /// The output's name.
+    pub name: String,
+    /// Its loss.
+    pub loss: Loss,
+    /// Its `loss_weights` entry.
+    pub weight: Option<f32>,
+    /// Its metrics (names already prefixed with the output name).
+    pub metrics: Vec<Metric>,
+    tracker: MeanTracker,
+}
+
+impl OutputHead {
+    /// A head for output `name`.
+    pub fn new(name: String, loss: Loss, weight: Option<f32>, metrics: Vec<Metric>) -> Self {
+        OutputHead {
+            name,
+            loss,
+            weight,
+            metrics,
+            tracker: MeanTracker::default(),
+        }
+    }
 }
 
 fn logs_of(loss: f32, metrics: &[Metric]) -> Logs {
     let mut logs = vec![("loss".to_string(), loss)];
     logs.extend(metrics.iter().map(|m| (m.name.clone(), m.result())));
     logs
+}
+
+fn head_logs(loss: f32, heads: &[OutputHead]) -> Logs {
+    let mut logs = vec![("loss".to_string(), loss)];
+    for h in heads {
+        logs.push((format!("{}_loss", h.name), h.tracker.result()));
+        logs.extend(h.metrics.iter().map(|m| (m.name.clone(), m.result())));
+    }
+    logs
+}
+
+fn reset_heads(heads: &mut [OutputHead]) {
+    for h in heads {
+        h.tracker = MeanTracker::default();
+        for m in &mut h.metrics {
+            m.reset();
+        }
+    }
 }
 
 /// Inference forward pass that also sums activity penalties (Keras adds
@@ -490,6 +540,47 @@ fn apply_constraints(model: &mut Model, vars: &[VarRef]) -> Result<()> {
 }
 
 impl Trainer {
+    /// The loss of each model output, in `model.outputs` order.
+    pub fn output_losses(&self) -> Vec<&Loss> {
+        if self.heads.is_empty() {
+            vec![&self.loss]
+        } else {
+            self.heads.iter().map(|h| &h.loss).collect()
+        }
+    }
+
+    fn graph_losses(&self) -> Vec<graph::OutputLoss<'_>> {
+        if self.heads.is_empty() {
+            return vec![graph::OutputLoss {
+                loss: &self.loss,
+                weight: None,
+            }];
+        }
+        self.heads
+            .iter()
+            .map(|h| graph::OutputLoss {
+                loss: &h.loss,
+                weight: h.weight,
+            })
+            .collect()
+    }
+
+    /// Per-output bookkeeping of a multi-output step.
+    fn update_heads(
+        &mut self,
+        n: usize,
+        losses: &[f32],
+        y_pred: &[Array2<f32>],
+        ys: &[Array2<f32>],
+    ) {
+        for (((h, &l), yp), yt) in self.heads.iter_mut().zip(losses).zip(y_pred).zip(ys) {
+            h.tracker.update(l, n as f32);
+            for m in &mut h.metrics {
+                m.update(yp.view(), yt.view());
+            }
+        }
+    }
+
     /// Prepare the optimizer for the model's trainable variables.
     pub fn build(&mut self, model: &Model) {
         let shapes: Vec<Vec<usize>> = trainable_variables(model)
@@ -511,6 +602,33 @@ impl Trainer {
         let idx: Vec<usize> = (0..data.len()).collect();
         let mut x_buffer = Vec::new();
         let chain = model.is_chain();
+        if !self.heads.is_empty() {
+            reset_heads(&mut self.heads);
+            for chunk in idx.chunks(batch_size.max(1)) {
+                let xs = data.batch_inputs(chunk);
+                let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
+                let ys = data.batch_targets(chunk);
+                let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+                let trace = graph::forward(model, &views, Mode::Inference, &mut rng)?;
+                let mut compiled = 0.0f32;
+                let mut losses = Vec::new();
+                let mut preds = Vec::new();
+                for ((o, h), yt) in trace.outputs(model).into_iter().zip(&self.heads).zip(&ys) {
+                    let last = *o.shape().last().unwrap_or(&1);
+                    let y = o
+                        .to_owned()
+                        .into_shape_with_order((o.len() / last.max(1), last))
+                        .map_err(|e| Error::invalid(e.to_string()))?;
+                    let l = h.loss.loss_and_grad(y.view(), yt.view()).0;
+                    compiled += h.weight.map_or(l, |w| l * w);
+                    losses.push(l);
+                    preds.push(y);
+                }
+                tracker.update(compiled + trace.activity + penalties, chunk.len() as f32);
+                self.update_heads(chunk.len(), &losses, &preds, &ys);
+            }
+            return Ok(head_logs(tracker.result(), &self.heads));
+        }
         for chunk in idx.chunks(batch_size.max(1)) {
             let yb = data.y.select(Axis(0), chunk);
             let (y_pred, activity) = if chain {
@@ -596,6 +714,7 @@ impl Trainer {
             for m in &mut self.metrics {
                 m.reset();
             }
+            reset_heads(&mut self.heads);
             let mut tracker = MeanTracker::default();
             progress.epoch_start(epoch, options.epochs, steps);
             for (step, chunk) in order.chunks(batch_size).enumerate() {
@@ -622,10 +741,7 @@ impl Trainer {
                     let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
                     let ys = train.batch_targets(chunk);
                     let targets: Vec<_> = ys.iter().map(|y| y.view()).collect();
-                    let losses = [graph::OutputLoss {
-                        loss: &self.loss,
-                        weight: None,
-                    }];
+                    let losses = self.graph_losses();
                     let step = graph::train_step(
                         model,
                         &vars,
@@ -637,6 +753,10 @@ impl Trainer {
                         &mut grads,
                     )?;
                     updates = step.updates;
+                    drop(losses);
+                    if !self.heads.is_empty() {
+                        self.update_heads(chunk.len(), &step.output_losses, &step.y_pred, &ys);
+                    }
                     StepResult {
                         y_pred: step.y_pred.into_iter().next().expect("one output"),
                         loss: step.loss,
@@ -661,15 +781,24 @@ impl Trainer {
                 apply_constraints(model, &vars)?;
                 graph::apply_updates(model, updates);
                 tracker.update(result.loss, chunk.len() as f32);
-                update_metrics(&mut self.metrics, result.y_pred.view(), yb.view());
-                progress.step(step, &logs_of(tracker.result(), &self.metrics));
+                let logs = if self.heads.is_empty() {
+                    update_metrics(&mut self.metrics, result.y_pred.view(), yb.view());
+                    logs_of(tracker.result(), &self.metrics)
+                } else {
+                    head_logs(tracker.result(), &self.heads)
+                };
+                progress.step(step, &logs);
                 if progress.interrupted() {
                     return Err(Error::training(
                         "interrupted: training stopped early and nothing was written",
                     ));
                 }
             }
-            let mut logs = logs_of(tracker.result(), &self.metrics);
+            let mut logs = if self.heads.is_empty() {
+                logs_of(tracker.result(), &self.metrics)
+            } else {
+                head_logs(tracker.result(), &self.heads)
+            };
             if let Some(val) = validation {
                 let val_logs = self.evaluate(model, val, batch_size)?;
                 logs.extend(val_logs.into_iter().map(|(k, v)| (format!("val_{k}"), v)));

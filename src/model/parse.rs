@@ -616,10 +616,7 @@ impl<'a> Importer<'a> {
                         .at(at));
                     }
                     let outs = self.call_entry(r, &ids, call_index, trainable)?;
-                    // A Functional model starts out with a node of its own,
-                    // so its calls are numbered from 1 (`get_tensor`).
-                    let offset = usize::from(matches!(r.class_name, "Functional" | "Model"));
-                    produced.insert((r.name.clone(), call_index + offset), outs);
+                    produced.insert((r.name.clone(), call_index), outs);
                     pending[i].pop_front();
                     progressed = true;
                 }
@@ -639,7 +636,17 @@ impl<'a> Importer<'a> {
         }
         let mut out = Vec::with_capacity(outputs.len());
         for (name, node_index, tensor_index) in &outputs {
-            let nodes = produced.get(&(name.clone(), *node_index)).ok_or_else(|| {
+            // A nested Functional model starts out with a node of its own,
+            // which `get_tensor` skips for the model's outputs.
+            let nested = raw
+                .iter()
+                .any(|r| r.name == *name && matches!(r.class_name, "Functional" | "Model"));
+            let node_index = if nested && *node_index > 0 {
+                node_index - 1
+            } else {
+                *node_index
+            };
+            let nodes = produced.get(&(name.clone(), node_index)).ok_or_else(|| {
                 Error::missing(format!("output `{name}` (node {node_index}) in the graph"))
             })?;
             out.push(*nodes.get(*tensor_index).ok_or_else(|| {

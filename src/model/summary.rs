@@ -54,6 +54,10 @@ pub struct LayerRow {
     pub constraints: Vec<String>,
     /// Extra detail (dropout rate).
     pub detail: Option<String>,
+    /// For graph models: the inputs of each call, as Keras's summary shows
+    /// them (`dense[0][0]`: layer, call, tensor); empty for chains.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connected_to: Vec<String>,
 }
 
 /// The stored optimizer state, in brief.
@@ -92,6 +96,20 @@ fn layer_row(layer: &Layer) -> LayerRow {
             }
         }
         LayerKind::Dropout { rate } => detail = Some(format!("rate={rate}")),
+        LayerKind::Op(op) => {
+            for var in op.vars() {
+                if let Some(r) = var.regularizer {
+                    regularizers.push(format!("{}: {r}", var.role));
+                }
+                if let Some(c) = var.constraint {
+                    constraints.push(format!("{}: {}", var.role, c.name()));
+                }
+            }
+            if let Some(r) = op.activity_regularizer() {
+                regularizers.push(format!("activity: {r}"));
+            }
+            detail = op.detail();
+        }
         _ => {}
     }
     LayerRow {
@@ -106,7 +124,34 @@ fn layer_row(layer: &Layer) -> LayerRow {
         regularizers,
         constraints,
         detail,
+        connected_to: Vec::new(),
     }
+}
+
+/// Keras's "Connected to" entries of every layer of a graph model: for
+/// each call, its input tensors as `layer[call][0]`.
+fn connections(model: &Model) -> Vec<Vec<String>> {
+    let g = &model.graph;
+    let mut calls = vec![0usize; model.layers.len()];
+    let mut call_of = vec![0usize; g.nodes.len()];
+    for (i, node) in g.nodes.iter().enumerate() {
+        if let Some(l) = node.layer {
+            call_of[i] = calls[l];
+            calls[l] += 1;
+        }
+    }
+    let name_of = |n: usize| match g.nodes[n].layer {
+        Some(l) => format!("{}[{}][0]", model.layers[l].name, call_of[n]),
+        None => "input[0][0]".to_string(),
+    };
+    let mut out = vec![Vec::new(); model.layers.len()];
+    for node in &g.nodes {
+        if let (Some(l), false) = (node.layer, node.inputs.is_empty()) {
+            let inputs: Vec<String> = node.inputs.iter().map(|&n| name_of(n)).collect();
+            out[l].push(inputs.join(", "));
+        }
+    }
+    out
 }
 
 impl Summary {
@@ -120,7 +165,15 @@ impl Summary {
             class_name: model.class_name.clone(),
             keras_version: model.source().keras_version().map(str::to_string),
             input_shape: model.input_shape.clone(),
-            layers: model.layers.iter().map(layer_row).collect(),
+            layers: {
+                let mut rows: Vec<LayerRow> = model.layers.iter().map(layer_row).collect();
+                if !model.is_chain() {
+                    for (row, c) in rows.iter_mut().zip(connections(model)) {
+                        row.connected_to = c;
+                    }
+                }
+                rows
+            },
             total_params: total,
             trainable_params: trainable,
             non_trainable_params: total - trainable,
@@ -177,14 +230,13 @@ impl fmt::Display for Summary {
         if let Some(v) = &self.keras_version {
             writeln!(f, "Saved by Keras {v}")?;
         }
-        let headers = [
-            "Layer (type)",
-            "Output Shape",
-            "Param #",
-            "Activation",
-            "Regularizers",
-        ];
-        let rows: Vec<[String; 5]> = self
+        let graph = self.layers.iter().any(|l| !l.connected_to.is_empty());
+        let mut headers = vec!["Layer (type)", "Output Shape", "Param #"];
+        if graph {
+            headers.push("Connected to");
+        }
+        headers.extend(["Activation", "Regularizers"]);
+        let rows: Vec<Vec<String>> = self
             .layers
             .iter()
             .map(|l| {
@@ -195,16 +247,15 @@ impl fmt::Display for Summary {
                 let mut extra = l.regularizers.clone();
                 extra.extend(l.constraints.iter().map(|c| format!("constraint {c}")));
                 extra.extend(l.detail.iter().cloned());
-                [
-                    name,
-                    shape_text(&l.output_shape),
-                    thousands(l.params),
-                    l.activation.clone().unwrap_or_default(),
-                    extra.join(", "),
-                ]
+                let mut row = vec![name, shape_text(&l.output_shape), thousands(l.params)];
+                if graph {
+                    row.push(l.connected_to.join(" | "));
+                }
+                row.extend([l.activation.clone().unwrap_or_default(), extra.join(", ")]);
+                row
             })
             .collect();
-        let mut widths = headers.map(str::len);
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
         for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());
@@ -220,7 +271,7 @@ impl fmt::Display for Summary {
         };
         let line = |cells: &[String]| -> String {
             let mut s = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            for (i, (cell, &w)) in cells.iter().zip(&widths).enumerate() {
                 if i > 0 {
                     s.push_str(" │ ");
                 }
@@ -232,7 +283,8 @@ impl fmt::Display for Summary {
             }
             s.trim_end().to_string()
         };
-        writeln!(f, "{}", line(&headers.map(str::to_string)))?;
+        let header_cells: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+        writeln!(f, "{}", line(&header_cells))?;
         rule(f, '─')?;
         for row in &rows {
             writeln!(f, "{}", line(row))?;

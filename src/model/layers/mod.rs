@@ -11,8 +11,10 @@
 //! shapes given to and returned by [`LayerOp::output_shape`] are per-sample
 //! (no batch axis).
 
+pub mod activations;
 pub mod merge;
 pub mod noise;
+pub mod norm;
 pub mod reshape;
 
 use std::any::Any;
@@ -325,6 +327,14 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("Permute", reshape::build_permute),
     ("RepeatVector", reshape::build_repeat_vector),
     ("Identity", reshape::build_identity),
+    ("BatchNormalization", norm::build_batch_norm),
+    ("LayerNormalization", norm::build_layer_norm),
+    ("UnitNormalization", norm::build_unit_norm),
+    ("ReLU", activations::build_relu),
+    ("LeakyReLU", activations::build_leaky_relu),
+    ("PReLU", activations::build_prelu),
+    ("ELU", activations::build_elu),
+    ("Softmax", activations::build_softmax),
     ("SpatialDropout1D", noise::build_spatial_dropout),
     ("SpatialDropout2D", noise::build_spatial_dropout),
     ("SpatialDropout3D", noise::build_spatial_dropout),
