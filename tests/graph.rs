@@ -300,3 +300,182 @@ fn graph_models_match_keras() {
         failures.join("\n")
     );
 }
+
+fn weights_of(path: &Path) -> BTreeMap<String, Vec<f32>> {
+    let file = KerasFile::open(path).unwrap();
+    let mut all = BTreeMap::new();
+    datasets(&file.weights, "", &mut all);
+    all.into_iter()
+        .filter(|(p, d)| p.starts_with("layers/") && d.numeric_type() == Some(NumericType::F32))
+        .map(|(p, d)| (p, d.to_f32().unwrap()))
+        .collect()
+}
+
+/// The models of Keras's guides (a two-input residual MLP with a shared
+/// layer, the two-output "ticket" model, a BN + LN MLP) work end to end:
+/// `load`, `convert` (weights bit-identical, config value-equal), `prune`
+/// (exact zeros in every Dense kernel below the threshold, nothing else
+/// changed), `sparsity --json`, `evaluate` and `predict` of the pruned file.
+#[test]
+fn guide_models_work_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["residual_shared_mlp", "ticket_two_outputs", "bn_ln_mlp"] {
+        let before = fixtures_dir().join(format!("graph/{name}.before.keras"));
+        let b = before.to_str().unwrap();
+        let (ok, stdout, err) = kerasrs(&["load", b]);
+        assert!(ok && stdout.contains("Connected to"), "{name}: {err}");
+
+        let converted = dir.path().join(format!("{name}.converted.keras"));
+        let (ok, _, err) = kerasrs(&["convert", b, "--output", converted.to_str().unwrap()]);
+        assert!(ok, "{name}: {err}");
+        assert_eq!(
+            weights_of(&converted),
+            weights_of(&before),
+            "{name}: convert"
+        );
+        let (c1, c2) = (
+            KerasFile::open(&converted).unwrap(),
+            KerasFile::open(&before).unwrap(),
+        );
+        assert_eq!(c1.config, c2.config, "{name}: config changed");
+
+        let pruned = dir.path().join(format!("{name}.pruned.keras"));
+        let (ok, _, err) = kerasrs(&[
+            "prune",
+            b,
+            "--threshold",
+            "0.1",
+            "--output",
+            pruned.to_str().unwrap(),
+        ]);
+        assert!(ok, "{name}: {err}");
+        let model = kerasrs::Model::open(&before).unwrap();
+        let kernels: Vec<String> = model
+            .layers
+            .iter()
+            .filter(|l| l.dense().is_some())
+            .map(|l| format!("{}/vars/0", l.weight_path.as_deref().unwrap()))
+            .collect();
+        assert!(!kernels.is_empty());
+        let (w0, w1) = (weights_of(&before), weights_of(&pruned));
+        let mut zeroed = 0;
+        for (path, values) in &w0 {
+            let after = &w1[path];
+            for (a, b) in values.iter().zip(after) {
+                if kernels.contains(path) && a.abs() < 0.1 {
+                    assert_eq!(b.to_bits(), 0, "{name}: {path} keeps {a}");
+                    zeroed += 1;
+                } else {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{name}: {path} changed");
+                }
+            }
+        }
+        assert!(zeroed > 0, "{name}: nothing pruned");
+
+        let (ok, json, err) = kerasrs(&["sparsity", pruned.to_str().unwrap(), "--json"]);
+        assert!(ok, "{name}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(v.to_string().contains("kernel"), "{name}: {json}");
+
+        let data = fixtures_dir().join(format!("graph/{name}.data.npz"));
+        let (ok, out, err) = kerasrs(&[
+            "evaluate",
+            pruned.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(ok, "{name}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            v["loss"].as_f64().is_some_and(f64::is_finite),
+            "{name}: {out}"
+        );
+
+        let pred = dir.path().join(format!("{name}.pred.npz"));
+        let x = fixtures_dir().join(format!("graph/{name}.x.npz"));
+        let (ok, _, err) = kerasrs(&[
+            "predict",
+            pruned.to_str().unwrap(),
+            "--input",
+            x.to_str().unwrap(),
+            "--output",
+            pred.to_str().unwrap(),
+        ]);
+        assert!(ok, "{name}: {err}");
+    }
+}
+
+/// `--freeze` on a BatchNormalization layer makes it run in inference mode
+/// during training, as Keras 3 does for a non-trainable BN: its gamma,
+/// beta and moving statistics stay exactly as they were.
+#[test]
+fn frozen_batch_normalization_keeps_its_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = fixtures_dir().join("graph/bn_ln_mlp.before.keras");
+    let data = fixtures_dir().join("graph/bn_ln_mlp.data.npz");
+    let out = dir.path().join("frozen.keras");
+    let (ok, _, err) = kerasrs(&[
+        "finetune",
+        before.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--freeze",
+        "bn",
+        "--quiet",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (w0, w1) = (weights_of(&before), weights_of(&out));
+    for i in 0..4 {
+        let p = format!("layers/batch_normalization/vars/{i}");
+        assert_eq!(w0[&p], w1[&p], "{p} changed although the layer is frozen");
+    }
+    assert_ne!(w0["layers/dense_1/vars/0"], w1["layers/dense_1/vars/0"]);
+}
+
+/// `kerasrs load` of a graph model: Keras-like rows with "Connected to".
+#[test]
+fn graph_summary_snapshot() {
+    let before = fixtures_dir().join("graph/ticket_two_outputs.before.keras");
+    let (ok, stdout, err) = kerasrs(&["load", before.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let stdout = stdout.replace(&*fixtures_dir().to_string_lossy(), "<fixtures>");
+    insta::assert_snapshot!("load_ticket_two_outputs", stdout);
+}
+
+/// Data that does not name the model's inputs and outputs is refused with
+/// the names it needs and those the file has.
+#[test]
+fn data_must_name_inputs_and_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = fixtures_dir().join("graph/ticket_two_outputs.before.keras");
+    let x = fixtures_dir().join("graph/ticket_two_outputs.x.npz");
+    let out = dir.path().join("out.keras");
+    let (ok, _, err) = kerasrs(&[
+        "finetune",
+        before.to_str().unwrap(),
+        "--data",
+        x.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("priority") && err.contains("holds"), "{err}");
+    assert!(!out.exists());
+    let npy = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&npy, &ndarray::Array2::<f32>::zeros((2, 10))).unwrap();
+    let (ok, _, err) = kerasrs(&[
+        "predict",
+        before.to_str().unwrap(),
+        "--input",
+        npy.to_str().unwrap(),
+        "--output",
+        dir.path().join("y.npz").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("3 inputs") && err.contains("title"), "{err}");
+}

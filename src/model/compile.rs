@@ -38,6 +38,26 @@ pub fn object_name(v: &Value) -> Option<String> {
     }
 }
 
+/// A loss, or one loss per output (`{"priority": "binary_crossentropy",
+/// ...}` or a list) as `priority: binary_crossentropy, ...`.
+fn loss_names(v: &Value) -> Option<String> {
+    match v {
+        Value::Object(o) if !o.contains_key("class_name") => Some(
+            o.iter()
+                .map(|(k, l)| format!("{k}: {}", object_name(l).unwrap_or_else(|| "none".into())))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        Value::Array(list) => Some(
+            list.iter()
+                .map(|l| object_name(l).unwrap_or_else(|| "none".into()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        other => object_name(other),
+    }
+}
+
 impl CompileInfo {
     /// Read the view from a `compile_config` value.
     pub fn from_config(cc: &Value) -> Self {
@@ -54,7 +74,7 @@ impl CompileInfo {
             optimizer: optimizer.and_then(object_name),
             learning_rate: lr.and_then(Value::as_f64),
             learning_rate_schedule: lr.filter(|v| v.is_object()).and_then(object_name),
-            loss: cc.get("loss").and_then(object_name),
+            loss: cc.get("loss").and_then(loss_names),
             metrics,
         }
     }

@@ -143,6 +143,9 @@ impl Model {
                 Error::missing(format!("layer `{name}` (layers: {})", names.join(", ")))
             })?;
         self.layers[index].trainable = trainable;
+        if let Some(op) = self.layers[index].op_mut() {
+            op.set_trainable(trainable);
+        }
         if let Some(Value::Object(cfg)) = self.layer_config_mut(index) {
             cfg.insert("trainable".into(), Value::Bool(trainable));
         }

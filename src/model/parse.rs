@@ -738,6 +738,8 @@ fn build_layer(
                 stored: &stored,
                 vars_path: &vars_path,
             })?;
+            let mut op = op;
+            op.set_trainable(trainable);
             LayerKind::Op(op)
         }
     };

@@ -365,7 +365,7 @@ fn l2_normalize(x: &ArrayD<f32>, axis: usize) -> (ArrayD<f32>, ArrayD<f32>) {
         .mapv(|v| v * v)
         .sum_axis(Axis(axis))
         .insert_axis(Axis(axis));
-    let inv = sq.mapv(|s| (1.0 / s.sqrt()).min(1.0 / NORMALIZE_EPSILON));
+    let inv = sq.mapv(|s| crate::engine::schedule::xla_rsqrt(s).min(1.0 / NORMALIZE_EPSILON));
     (x * &inv, inv)
 }
 

@@ -158,6 +158,10 @@ pub trait LayerOp: fmt::Debug + Send + Sync {
         dy: ArrayD<f32>,
     ) -> Result<Backward>;
 
+    /// The layer was frozen or unfrozen (its `trainable` flag, which for
+    /// BatchNormalization also selects inference-mode statistics).
+    fn set_trainable(&mut self, _trainable: bool) {}
+
     /// Penalty on the output (`activity_regularizer`), if any.
     fn activity_regularizer(&self) -> Option<Regularizer> {
         None

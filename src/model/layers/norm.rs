@@ -425,11 +425,6 @@ impl BatchNorm {
         self.trainable
     }
 
-    /// Freeze or unfreeze the layer (Keras's `layer.trainable = ...`).
-    pub fn set_trainable(&mut self, trainable: bool) {
-        self.trainable = trainable;
-    }
-
     fn channels(&self) -> usize {
         self.input[self.axis - 1]
     }
@@ -497,6 +492,11 @@ fn scaled(r: &[f32], gamma: Option<&[f32]>) -> Vec<f32> {
 }
 
 impl LayerOp for BatchNorm {
+    /// Freeze or unfreeze the layer (Keras's `layer.trainable = ...`).
+    fn set_trainable(&mut self, trainable: bool) {
+        self.trainable = trainable;
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         let s = single_shape(inputs, "BatchNormalization")?;
         if s.len() != self.input.len() || s[self.axis - 1] != self.channels() {
