@@ -15,6 +15,7 @@ pub mod activations;
 pub mod merge;
 pub mod noise;
 pub mod norm;
+pub mod preprocessing;
 pub mod reshape;
 
 use std::any::Any;
@@ -345,6 +346,7 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("GaussianNoise", noise::build_gaussian_noise),
     ("GaussianDropout", noise::build_gaussian_dropout),
     ("AlphaDropout", noise::build_alpha_dropout),
+    ("Rescaling", preprocessing::build_rescaling),
     (
         "ActivityRegularization",
         noise::build_activity_regularization,
