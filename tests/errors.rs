@@ -265,3 +265,72 @@ fn bad_training_data_is_refused_before_training() {
         assert!(!out.exists(), "{name}");
     }
 }
+
+/// The ticket model (three inputs, two outputs) with its config edited.
+fn edited_graph(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let mut file =
+        KerasFile::open(fixtures_dir().join("graph/ticket_two_outputs.before.keras")).unwrap();
+    edit(&mut file.config);
+    let path = dir.join(name);
+    file.save(&path).unwrap();
+    path
+}
+
+fn layer_index(config: &serde_json::Value, name: &str) -> usize {
+    config["config"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|l| l["name"] == name)
+        .unwrap()
+}
+
+/// Broken graphs are refused at load with the layer named: a cycle, a
+/// reference to a layer that does not exist, a tensor index past a layer's
+/// outputs, and a layer output too large to allocate.
+#[test]
+fn broken_graphs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // `features` reads `priority`, which reads `features`.
+    let cycle = edited_graph(dir.path(), "cycle.keras", |c| {
+        let i = layer_index(c, "features");
+        c["config"]["layers"][i]["inbound_nodes"][0]["args"][0][2]["config"]["keras_history"] =
+            serde_json::json!(["priority", 0, 0]);
+    });
+    let err = fails(&["load", s(&cycle)]);
+    assert!(err.contains("cycle") && err.contains("features"), "{err}");
+
+    let missing = edited_graph(dir.path(), "missing.keras", |c| {
+        let i = layer_index(c, "priority");
+        c["config"]["layers"][i]["inbound_nodes"][0]["args"][0]["config"]["keras_history"] =
+            serde_json::json!(["nowhere", 0, 0]);
+    });
+    let err = fails(&["load", s(&missing)]);
+    assert!(err.contains("nowhere"), "{err}");
+
+    let tensor = edited_graph(dir.path(), "tensor.keras", |c| {
+        let i = layer_index(c, "priority");
+        c["config"]["layers"][i]["inbound_nodes"][0]["args"][0]["config"]["keras_history"] =
+            serde_json::json!(["features", 0, 5]);
+    });
+    let err = fails(&["load", s(&tensor)]);
+    assert!(err.contains("tensor index"), "{err}");
+
+    let huge = edited_graph(dir.path(), "huge.keras", |c| {
+        let i = layer_index(c, "features");
+        let repeat = serde_json::json!({
+            "module": "keras.layers", "class_name": "RepeatVector",
+            "config": {"name": "boom", "n": 30_000_000, "trainable": true, "dtype": "float32"},
+            "registered_name": null, "name": "boom",
+            "inbound_nodes": [{"args": [{"class_name": "__keras_tensor__", "config": {
+                "shape": [null, 12], "dtype": "float32", "keras_history": ["features", 0, 0]}}],
+                "kwargs": {}}]
+        });
+        c["config"]["layers"]
+            .as_array_mut()
+            .unwrap()
+            .insert(i + 1, repeat);
+    });
+    let err = fails(&["load", s(&huge)]);
+    assert!(err.contains("boom") && err.contains("per sample"), "{err}");
+}

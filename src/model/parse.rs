@@ -27,6 +27,11 @@ const MODEL_CLASSES: &[&str] = &["Sequential", "Functional"];
 /// errors, not allocations).
 const MAX_DIM: u64 = 1 << 31;
 
+/// Largest number of values one layer output may hold per sample (a
+/// config asking for more, e.g. a `RepeatVector` of millions, is refused
+/// before anything is allocated).
+const MAX_SAMPLE_ELEMENTS: u64 = 1 << 28;
+
 /// A layer entry of a container's `layers` list.
 struct RawLayer<'a> {
     class_name: &'a str,
@@ -396,6 +401,20 @@ impl<'a> Importer<'a> {
             .1
             .output_shape_for(&shapes)
             .map_err(|e| e.at(at()).in_member("config.json"))?;
+        let elements = out
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+            .unwrap_or(u64::MAX);
+        if elements > MAX_SAMPLE_ELEMENTS {
+            return Err(Error::limit(
+                "max_sample_elements",
+                format!(
+                    "layer output of shape {out:?} holds {elements} values per sample (at most {MAX_SAMPLE_ELEMENTS})"
+                ),
+            )
+            .at(at())
+            .in_member("config.json"));
+        }
         Ok(self.add_node(Some(li), inputs.to_vec(), out))
     }
 

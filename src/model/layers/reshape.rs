@@ -203,7 +203,7 @@ pub struct RepeatVector {
 /// Builder of `RepeatVector`.
 pub fn build_repeat_vector(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
     let n = cx.i64_or("n", 0)?;
-    if !(1..=1 << 24).contains(&n) {
+    if !(1..=1 << 31).contains(&n) {
         return Err(Error::mismatch("a positive `n`", n));
     }
     let layer = RepeatVector { n: n as usize };
