@@ -13,14 +13,18 @@ use crate::data::{
 /// Where training or evaluation data comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DataArgs {
-    /// Inputs as a `.npy` array (with `--y`).
+    /// Inputs as a `.npy` array (with `--y`), or an `.npz` with one array
+    /// per model input, named after the input layers.
     #[arg(long, value_name = "X.npy", requires = "y", conflicts_with = "data")]
     pub x: Option<PathBuf>,
     /// Targets as a `.npy` array (with `--x`): class indices for sparse
-    /// cross-entropy, else the same shape as the model output.
+    /// cross-entropy, else the same shape as the model output; or an `.npz`
+    /// with one array per model output, named after the output layers.
     #[arg(long, value_name = "Y.npy", requires = "x", conflicts_with = "data")]
     pub y: Option<PathBuf>,
-    /// Inputs and targets in one `.npz` archive.
+    /// Inputs and targets in one `.npz` archive: arrays named after the
+    /// model's input and output layers (`kerasrs load` lists them), or
+    /// `x` and `y` (see `--x-key`, `--y-key`) for one input and one output.
     #[arg(long, value_name = "D.npz", required_unless_present = "x")]
     pub data: Option<PathBuf>,
     /// Name of the inputs array inside `--data`.
