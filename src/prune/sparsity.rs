@@ -195,6 +195,46 @@ fn unravel(mut index: usize, shape: &[usize]) -> Vec<usize> {
     pos
 }
 
+/// Why the input features of a graph model are not the rows of its first
+/// Dense kernel (`None` when they are: one input, read only through
+/// `Flatten`/`Dropout` calls by that Dense layer, called once).
+fn graph_feature_path(model: &Model, first: usize) -> Option<String> {
+    let g = &model.graph;
+    if g.inputs.len() != 1 {
+        return Some(format!(
+            "the model has {} inputs ({})",
+            g.inputs.len(),
+            g.input_names.join(", ")
+        ));
+    }
+    let mut node = g.inputs[0];
+    loop {
+        let readers: Vec<usize> = (0..g.nodes.len())
+            .filter(|&i| g.nodes[i].inputs.contains(&node))
+            .collect();
+        let [next] = readers[..] else {
+            return Some(format!(
+                "the input is read by {} layer calls",
+                readers.len()
+            ));
+        };
+        let layer = &model.layers[g.nodes[next].layer?];
+        match layer.kind {
+            LayerKind::Flatten | LayerKind::Dropout { .. } => node = next,
+            LayerKind::Dense(_) if g.nodes[next].layer == Some(first) => {
+                let calls = g.nodes.iter().filter(|n| n.layer == Some(first)).count();
+                return (calls > 1).then(|| format!("`{}` is a shared layer", layer.name));
+            }
+            _ => {
+                return Some(format!(
+                    "layer `{}` ({}) reads the input before the first Dense layer `{}`",
+                    layer.name, layer.class_name, model.layers[first].name
+                ));
+            }
+        }
+    }
+}
+
 fn not_applicable(reason: String) -> FeatureSelection {
     FeatureSelection {
         applies: false,
@@ -211,6 +251,11 @@ fn feature_selection(model: &Model) -> FeatureSelection {
     let Some(first) = model.layers.iter().position(|l| l.dense().is_some()) else {
         return not_applicable("the model has no Dense layer".into());
     };
+    if !model.is_chain()
+        && let Some(reason) = graph_feature_path(model, first)
+    {
+        return not_applicable(reason);
+    }
     let mut flattened = false;
     for layer in &model.layers[..first] {
         match layer.kind {
