@@ -19,6 +19,14 @@ pub struct Summary {
     pub keras_version: Option<String>,
     /// Per-sample input shape.
     pub input_shape: Vec<usize>,
+    /// For graph models: each model input and output, by name, with its
+    /// per-sample shape (what `--data` arrays are named after); empty for
+    /// chains.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Endpoint>,
+    /// See `inputs`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<Endpoint>,
     /// One row per layer.
     pub layers: Vec<LayerRow>,
     /// All parameters (Keras's `count_params()`).
@@ -31,6 +39,15 @@ pub struct Summary {
     pub compile: Option<CompileInfo>,
     /// Stored optimizer state, when present.
     pub optimizer_state: Option<OptimizerStateRow>,
+}
+
+/// A named model input or output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Endpoint {
+    /// The layer's name.
+    pub name: String,
+    /// Per-sample shape.
+    pub shape: Vec<usize>,
 }
 
 /// One layer of the summary.
@@ -128,6 +145,20 @@ fn layer_row(layer: &Layer) -> LayerRow {
     }
 }
 
+fn endpoints(model: &Model, names: &[String], shapes: &[&[usize]]) -> Vec<Endpoint> {
+    if model.is_chain() {
+        return Vec::new();
+    }
+    names
+        .iter()
+        .zip(shapes)
+        .map(|(name, shape)| Endpoint {
+            name: name.clone(),
+            shape: shape.to_vec(),
+        })
+        .collect()
+}
+
 /// Keras's "Connected to" entries of every layer of a graph model: for
 /// each call, its input tensors as `layer[call][0]`.
 fn connections(model: &Model) -> Vec<Vec<String>> {
@@ -165,6 +196,12 @@ impl Summary {
             class_name: model.class_name.clone(),
             keras_version: model.source().keras_version().map(str::to_string),
             input_shape: model.input_shape.clone(),
+            inputs: endpoints(model, &model.graph.input_names, &model.graph.input_shapes()),
+            outputs: endpoints(
+                model,
+                &model.graph.output_names,
+                &model.graph.output_shapes(),
+            ),
             layers: {
                 let mut rows: Vec<LayerRow> = model.layers.iter().map(layer_row).collect();
                 if !model.is_chain() {
@@ -290,6 +327,20 @@ impl fmt::Display for Summary {
             writeln!(f, "{}", line(row))?;
         }
         rule(f, '─')?;
+        for (what, list) in [("Inputs", &self.inputs), ("Outputs", &self.outputs)] {
+            if !list.is_empty() {
+                let items: Vec<String> = list
+                    .iter()
+                    .map(|e| {
+                        let dims: Vec<Option<usize>> = std::iter::once(None)
+                            .chain(e.shape.iter().map(|&d| Some(d)))
+                            .collect();
+                        format!("{} {}", e.name, shape_text(&dims))
+                    })
+                    .collect();
+                writeln!(f, "{what}: {}", items.join(", "))?;
+            }
+        }
         writeln!(
             f,
             "Total params: {} ({})",
