@@ -479,3 +479,14 @@ fn data_must_name_inputs_and_outputs() {
     assert!(!ok);
     assert!(err.contains("3 inputs") && err.contains("title"), "{err}");
 }
+
+/// A nested model has a row of its own, before its (indented) layers, and
+/// the layer after it is connected to the nested model, as in Keras's
+/// `summary(expand_nested=True)`.
+#[test]
+fn nested_summary_snapshot() {
+    let before = fixtures_dir().join("graph/nested_sequential.before.keras");
+    let (ok, stdout, err) = kerasrs(&["load", before.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    insta::assert_snapshot!("load_nested_sequential", stdout);
+}

@@ -18,6 +18,21 @@ pub struct Node {
     pub input_slot: Option<usize>,
 }
 
+/// A model nested as a layer (flattened into the graph).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nested {
+    /// Its layer name.
+    pub name: String,
+    /// `Sequential` or `Functional`.
+    pub class_name: String,
+    /// The nested models it belongs to, outermost first.
+    pub scope: Vec<String>,
+    /// The nodes it is called on.
+    pub inputs: Vec<usize>,
+    /// The nodes producing its outputs.
+    pub outputs: Vec<usize>,
+}
+
 /// The graph of a model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Graph {
@@ -32,6 +47,8 @@ pub struct Graph {
     /// Names of the model outputs (Keras's `output_names`: the layer named
     /// in `output_layers`).
     pub output_names: Vec<String>,
+    /// Models nested as layers, in the order they are called.
+    pub nested: Vec<Nested>,
 }
 
 impl Graph {

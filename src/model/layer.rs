@@ -30,6 +30,9 @@ pub struct Layer {
     /// JSON pointer to its entry (`{"class_name", "config", ...}`) in
     /// `config.json` (`/config/layers/3`, or deeper for nested models).
     pub config_pointer: String,
+    /// The nested models (`Sequential`/`Functional` called as layers) the
+    /// layer belongs to, outermost first; empty for the model's own layers.
+    pub scope: Vec<String>,
     /// Per-sample input shape (no batch dimension) of its first call.
     pub input_shape: Vec<usize>,
     /// Per-sample output shape (no batch dimension) of its first call.

@@ -43,6 +43,8 @@ struct RawLayer<'a> {
     pointer: String,
     /// Position in the model's (depth-first) layer order.
     order: Vec<usize>,
+    /// Names of the nested models the entry is in, outermost first.
+    scope: Vec<String>,
 }
 
 /// Model classes that may be nested as layers.
@@ -73,7 +75,7 @@ pub(super) fn parse_model(file: KerasFile) -> Result<Model> {
             graph: Graph::default(),
             weight_paths: Vec::new(),
         };
-        let outputs = im.container(root, "", "", &[], true, None)?;
+        let outputs = im.container(root, "", "", &[], &[], true, None)?;
         im.graph.outputs = outputs;
         check_no_stray_weights(&file.weights, &im.weight_paths)?;
         let (layers, graph) = im.finish();
@@ -134,6 +136,7 @@ fn raw_layers<'a>(
     prefix: &str,
     pointer: &str,
     order: &[usize],
+    scope: &[String],
 ) -> Result<Vec<RawLayer<'a>>> {
     let list = cfg
         .get("layers")
@@ -177,6 +180,7 @@ fn raw_layers<'a>(
             weight_path,
             pointer: at,
             order: layer_order,
+            scope: scope.to_vec(),
         });
     }
     Ok(out)
@@ -365,6 +369,7 @@ impl<'a> Importer<'a> {
             trainable,
             weight_path: r.weight_path.clone(),
             config_pointer: r.pointer.clone(),
+            scope: r.scope.clone(),
             input_shape: shape.clone(),
             output_shape: shape.clone(),
             kind: LayerKind::Input,
@@ -422,12 +427,14 @@ impl<'a> Importer<'a> {
     /// return its output nodes. `call_inputs` are the nodes a nested model
     /// is called on (`None` at the top level, where its inputs become the
     /// model's inputs).
+    #[allow(clippy::too_many_arguments)]
     fn container(
         &mut self,
         entry: &'a Value,
         pointer: &str,
         prefix: &str,
         order: &[usize],
+        scope: &[String],
         trainable: bool,
         call_inputs: Option<&[usize]>,
     ) -> Result<Vec<usize>> {
@@ -446,7 +453,7 @@ impl<'a> Importer<'a> {
                 .and_then(Value::as_bool)
                 .unwrap_or(true);
         let sequential = class_name == "Sequential";
-        let raw = raw_layers(cfg, sequential, prefix, pointer, order).map_err(in_config)?;
+        let raw = raw_layers(cfg, sequential, prefix, pointer, order, scope).map_err(in_config)?;
         self.weight_paths
             .extend(raw.iter().filter_map(|r| r.weight_path.clone()));
         if sequential {
@@ -523,14 +530,25 @@ impl<'a> Importer<'a> {
             }
             self.built.insert(r.pointer.clone(), usize::MAX);
             let prefix = format!("{}/", r.weight_path.as_deref().unwrap_or("layers/model"));
-            return self.container(
+            let mut scope = r.scope.clone();
+            scope.push(r.name.clone());
+            let outputs = self.container(
                 r.entry,
                 &r.pointer,
                 &prefix,
                 &r.order,
+                &scope,
                 trainable,
                 Some(inputs),
-            );
+            )?;
+            self.graph.nested.push(super::graph::Nested {
+                name: r.name.clone(),
+                class_name: r.class_name.to_string(),
+                scope: r.scope.clone(),
+                inputs: inputs.to_vec(),
+                outputs: outputs.clone(),
+            });
+            return Ok(outputs);
         }
         Ok(vec![self.call(r, inputs, trainable)?])
     }
@@ -771,6 +789,7 @@ fn build_layer(
         trainable,
         weight_path: r.weight_path.clone(),
         config_pointer: r.pointer.clone(),
+        scope: r.scope.clone(),
         input_shape,
         output_shape: Vec::new(),
         kind,

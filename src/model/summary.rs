@@ -75,6 +75,11 @@ pub struct LayerRow {
     /// them (`dense[0][0]`: layer, call, tensor); empty for chains.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub connected_to: Vec<String>,
+    /// The nested models the layer is in, outermost first (a nested model
+    /// has a row of its own before its layers, as in Keras's
+    /// `summary(expand_nested=True)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub within: Vec<String>,
 }
 
 /// The stored optimizer state, in brief.
@@ -142,11 +147,109 @@ fn layer_row(layer: &Layer) -> LayerRow {
         constraints,
         detail,
         connected_to: Vec::new(),
+        within: layer.scope.clone(),
     }
 }
 
+/// The rows of a model's layers with a row for each nested model before
+/// its layers: its class, output shape, parameters and connections.
+fn rows_with_nested(model: &Model, mut rows: Vec<LayerRow>) -> Vec<LayerRow> {
+    let g = &model.graph;
+    let mut out = Vec::with_capacity(rows.len() + g.nested.len());
+    let mut open: Vec<String> = Vec::new();
+    for (layer, row) in model.layers.iter().zip(rows.drain(..)) {
+        let common = open
+            .iter()
+            .zip(&layer.scope)
+            .take_while(|(a, b)| a == b)
+            .count();
+        open.truncate(common);
+        for depth in common..layer.scope.len() {
+            let name = &layer.scope[depth];
+            open.push(name.clone());
+            let Some(n) = g
+                .nested
+                .iter()
+                .find(|n| &n.name == name && n.scope == layer.scope[..depth])
+            else {
+                continue;
+            };
+            let inside =
+                |l: &crate::model::Layer| l.scope.len() > depth && l.scope[..=depth] == open[..];
+            let params = model
+                .layers
+                .iter()
+                .filter(|l| inside(l))
+                .map(|l| l.param_count())
+                .sum();
+            let trainable = model
+                .layers
+                .iter()
+                .filter(|l| inside(l))
+                .any(|l| l.trainable);
+            let shape = n
+                .outputs
+                .first()
+                .map_or(&[][..], |&o| &g.nodes[o].output_shape[..]);
+            out.push(LayerRow {
+                name: name.clone(),
+                class_name: n.class_name.clone(),
+                output_shape: std::iter::once(None)
+                    .chain(shape.iter().map(|&d| Some(d)))
+                    .collect(),
+                params,
+                trainable,
+                activation: None,
+                regularizers: Vec::new(),
+                constraints: Vec::new(),
+                detail: None,
+                connected_to: vec![
+                    n.inputs
+                        .iter()
+                        .map(|&i| tensor_name(model, i, &n.scope))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ],
+                within: n.scope.clone(),
+            });
+        }
+        out.push(row);
+    }
+    out
+}
+
+/// Keras's name of the tensor node `n` produces, seen from inside the
+/// nested models `scope`: `layer[call][0]`, or `model[0][i]` for the
+/// outputs of a nested model the reader is not inside.
+fn tensor_name(model: &Model, n: usize, scope: &[String]) -> String {
+    let g = &model.graph;
+    for nested in &g.nested {
+        if let Some(i) = nested.outputs.iter().position(|&o| o == n) {
+            let reader_inside = scope.len() > nested.scope.len()
+                && scope[..nested.scope.len()] == nested.scope[..]
+                && scope[nested.scope.len()] == nested.name;
+            if !reader_inside && scope.len() <= nested.scope.len() {
+                return format!("{}[0][{i}]", nested.name);
+            }
+        }
+    }
+    match g.nodes[n].layer {
+        Some(l) => {
+            let call = g.nodes[..n].iter().filter(|m| m.layer == Some(l)).count();
+            format!("{}[{call}][0]", model.layers[l].name)
+        }
+        None => "input[0][0]".to_string(),
+    }
+}
+
+/// Whether the summary shows the graph (connections, named inputs and
+/// outputs): for every model but plain chains of single-use layers.
+fn graph_view(model: &Model) -> bool {
+    !model.is_chain() || !model.graph.nested.is_empty()
+}
+
 fn endpoints(model: &Model, names: &[String], shapes: &[&[usize]]) -> Vec<Endpoint> {
-    if model.is_chain() {
+    if !graph_view(model) {
         return Vec::new();
     }
     names
@@ -163,22 +266,15 @@ fn endpoints(model: &Model, names: &[String], shapes: &[&[usize]]) -> Vec<Endpoi
 /// each call, its input tensors as `layer[call][0]`.
 fn connections(model: &Model) -> Vec<Vec<String>> {
     let g = &model.graph;
-    let mut calls = vec![0usize; model.layers.len()];
-    let mut call_of = vec![0usize; g.nodes.len()];
-    for (i, node) in g.nodes.iter().enumerate() {
-        if let Some(l) = node.layer {
-            call_of[i] = calls[l];
-            calls[l] += 1;
-        }
-    }
-    let name_of = |n: usize| match g.nodes[n].layer {
-        Some(l) => format!("{}[{}][0]", model.layers[l].name, call_of[n]),
-        None => "input[0][0]".to_string(),
-    };
     let mut out = vec![Vec::new(); model.layers.len()];
     for node in &g.nodes {
         if let (Some(l), false) = (node.layer, node.inputs.is_empty()) {
-            let inputs: Vec<String> = node.inputs.iter().map(|&n| name_of(n)).collect();
+            let scope = &model.layers[l].scope;
+            let inputs: Vec<String> = node
+                .inputs
+                .iter()
+                .map(|&n| tensor_name(model, n, scope))
+                .collect();
             out[l].push(inputs.join(", "));
         }
     }
@@ -204,12 +300,12 @@ impl Summary {
             ),
             layers: {
                 let mut rows: Vec<LayerRow> = model.layers.iter().map(layer_row).collect();
-                if !model.is_chain() {
+                if graph_view(model) {
                     for (row, c) in rows.iter_mut().zip(connections(model)) {
                         row.connected_to = c;
                     }
                 }
-                rows
+                rows_with_nested(model, rows)
             },
             total_params: total,
             trainable_params: trainable,
@@ -277,7 +373,12 @@ impl fmt::Display for Summary {
             .layers
             .iter()
             .map(|l| {
-                let mut name = format!("{} ({})", l.name, l.class_name);
+                let indent = if l.within.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}└ ", "  ".repeat(l.within.len() - 1))
+                };
+                let mut name = format!("{indent}{} ({})", l.name, l.class_name);
                 if !l.trainable && l.params > 0 {
                     name.push_str(" [frozen]");
                 }
