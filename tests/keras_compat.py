@@ -1,10 +1,11 @@
-"""Live Keras compatibility check for `kerasrs convert`, `finetune` and `prune`.
+"""Live Keras compatibility check for `kerasrs convert`, `finetune` and `prune`
+(on Sequential models and on Functional graphs).
 
 Usage (from the repository root, in a venv made from fixtures/requirements.txt):
 
     KERAS_BACKEND=jax python tests/keras_compat.py --kerasrs target/release/kerasrs \
         [--fixtures fixtures] [--only NAME ...] [--keep DIR] \
-        [--sections convert finetune prune] [--require-finetune]
+        [--sections convert finetune prune graph] [--require-finetune]
 
 Section 1, convert.  For every model listed in ``<fixtures>/manifest.json``
 this runs
@@ -50,6 +51,27 @@ smallest magnitudes with a stable sort; the input's zeros) is +0.0 in the
 weights Keras loaded, the optimizer's kernel slots Keras loaded are zero
 there, and (for ``prune``) every other weight is bit-identical to the input.
 
+Section 4, graph.  Every case of ``<fixtures>/graph/manifest.json`` (made by
+``fixtures/generate_graph.py``: Functional graphs with several inputs and
+outputs, shared layers, nested models, merge, shape, normalization and
+activation layers) goes through the three commands above:
+
+* ``graph-convert <case>``: ``convert`` of the case's ``before`` archive,
+  checked as in section 1 (see ``GRAPH_CHECKS``), with the case's named
+  ``x``/``y`` npz files: Keras's ``predict`` of every output equals ``y``
+  within 1e-6;
+* ``graph-finetune <case>`` (cases that are not ``predict_only``):
+  ``finetune --data <data.npz> --epochs E --batch-size B --no-shuffle`` with
+  the case's ``fit``, checked with ``FINETUNE_CHECKS`` as in section 2
+  (weights include the BatchNormalization moving statistics);
+* ``graph-prune <case>`` (the cases of ``GRAPH_PRUNE_CASES``): ``prune
+  --threshold 0.05``, checked as in section 3, with ``kerasrs predict`` of
+  the pruned archive on the named ``x`` npz file.
+
+Inputs and targets are given to Keras as the generator gave them: dicts keyed
+by input/output name for models with several inputs/outputs, the one array
+otherwise.
+
 Prints ``ok <name>`` or ``FAIL <name>: <reason>`` per model/case (and
 ``skip <name>: <reason>`` for skipped cases), then ``N passed, M failed``
 (followed by ``, K skipped`` when cases were skipped); exits 1 if anything
@@ -57,7 +79,8 @@ failed (2 on a setup error).
 
 To add a check: write ``def check_xxx(ctx): ...`` that raises ``CheckFailure``
 (or any exception) on failure, and append it to ``CHECKS`` (convert) or
-``FINETUNE_CHECKS`` (finetune; ``ctx`` is a ``FinetuneContext``).
+``FINETUNE_CHECKS`` (finetune; ``ctx`` is a ``FinetuneContext``) or
+``GRAPH_CHECKS`` (graph convert; ``ctx`` is a ``GraphContext``).
 """
 
 import argparse
@@ -75,6 +98,11 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import h5py  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+# LayerNormalization(rms_scaling=True) is deprecated in Keras 3.15 and warns
+# at every call; a graph fixture covers it on purpose.  (Warnings recorded
+# while loading archives are not affected: they are caught with "always".)
+warnings.filterwarnings("ignore", message=".*rms_scaling=True.*")
 
 PREDICT_ATOL = 1e-6
 # kerasrs finetune vs Keras model.fit: weights and optimizer variables.
@@ -613,7 +641,7 @@ def run_finetune(cmd, dst, timeout):
         raise CheckFailure(f"finetune exited 0 but wrote no {dst}")
 
 
-def check_case(case, args, out_dir):
+def check_case(case, args, out_dir, context=FinetuneContext):
     """Returns a list of failure reasons (empty when everything passed)."""
     dst = os.path.join(out_dir, f"{case['name']}.keras")
     if os.path.exists(dst):
@@ -623,7 +651,7 @@ def check_case(case, args, out_dir):
         run_finetune(cmd, dst, args.timeout)
     except CheckFailure as e:
         return [str(e)]
-    ctx = FinetuneContext(case, args.fixtures, dst)
+    ctx = context(case, args.fixtures, dst)
     failures = []
     for check in FINETUNE_CHECKS:
         try:
@@ -733,7 +761,9 @@ def run_kerasrs(cmd, timeout, what):
 def check_prune_case(case, args, out_dir, outputs):
     """Returns a list of failure reasons (empty when everything passed).
 
-    ``outputs`` maps earlier case names to their output paths."""
+    ``outputs`` maps earlier case names to their output paths.  A case with
+    a ``graph`` entry (its graph manifest case) has named npz inputs and
+    outputs."""
     source = case["source"]
     if source.startswith("@"):
         if source[1:] not in outputs:
@@ -741,6 +771,7 @@ def check_prune_case(case, args, out_dir, outputs):
         src = outputs[source[1:]]
     else:
         src = os.path.join(args.fixtures, source)
+    graph = case.get("graph")
     dst = os.path.join(out_dir, f"{case['name']}.keras")
     if os.path.exists(dst):
         os.remove(dst)
@@ -748,15 +779,20 @@ def check_prune_case(case, args, out_dir, outputs):
     cmd = [args.kerasrs] + [a.format(**fill) for a in case["args"]]
     try:
         run_kerasrs(cmd, args.timeout, case["args"][0])
-        x = np.load(os.path.join(args.fixtures, case["x"]))
-        ours_path = os.path.join(out_dir, f"{case['name']}.pred.npy")
         x_path = os.path.join(args.fixtures, case["x"])
+        ours_path = os.path.join(
+            out_dir, f"{case['name']}.pred.{'npz' if graph else 'npy'}"
+        )
+        if graph:
+            x = model_inputs(graph, load_npz(x_path))
+        else:
+            x = np.load(x_path)
         run_kerasrs(
             [args.kerasrs, "predict", dst, "--input", x_path, "--output", ours_path],
             args.timeout,
             "predict",
         )
-        ours = np.load(ours_path)
+        ours = load_npz(ours_path) if graph else np.load(ours_path)
         try:
             original, original_warnings = load_quietly(src)
             output, output_warnings = load_quietly(dst)
@@ -769,15 +805,26 @@ def check_prune_case(case, args, out_dir, outputs):
     new_warnings = output_warnings - original_warnings
     if new_warnings:
         failures.append("keras warned: " + " | ".join(sorted(new_warnings)))
-    pred = np.asarray(output.predict(x, verbose=0))
-    if pred.shape != ours.shape:
-        failures.append(f"keras predicts shape {pred.shape}, kerasrs {ours.shape}")
-    else:
-        diff = float(np.max(np.abs(pred.astype(np.float64) - ours)))
-        if not diff <= PREDICT_ATOL:
-            failures.append(
-                f"keras and kerasrs predictions differ by {diff:.3g} > {PREDICT_ATOL}"
+    if graph:
+        try:
+            compare_named_outputs(
+                predict_named(output, x, graph["output_names"]), ours, "kerasrs"
             )
+        except CheckFailure as e:
+            failures.append(str(e))
+    else:
+        pred = np.asarray(output.predict(x, verbose=0))
+        if pred.shape != ours.shape:
+            failures.append(
+                f"keras predicts shape {pred.shape}, kerasrs {ours.shape}"
+            )
+        else:
+            diff = float(np.max(np.abs(pred.astype(np.float64) - ours)))
+            if not diff <= PREDICT_ATOL:
+                failures.append(
+                    f"keras and kerasrs predictions differ by {diff:.3g} "
+                    f"> {PREDICT_ATOL}"
+                )
     opt = getattr(output, "optimizer", None)
     slots = {}
     if opt is not None:
@@ -814,6 +861,163 @@ def check_prune_case(case, args, out_dir, outputs):
 
 
 # --------------------------------------------------------------------------
+# section 4: graph models (fixtures/graph, made by generate_graph.py)
+# --------------------------------------------------------------------------
+
+GRAPH_MANIFEST = os.path.join("graph", "manifest.json")
+# Cases pruned by ``graph-prune``: each has Dense kernels (a shared layer,
+# two outputs, Dense around normalization layers).
+GRAPH_PRUNE_CASES = ["residual_shared_mlp", "ticket_two_outputs", "bn_ln_mlp"]
+GRAPH_PRUNE_THRESHOLD = 0.05
+
+
+def load_npz(path):
+    """{name: array} of an npz file."""
+    with np.load(path) as d:
+        return {k: d[k] for k in d.files}
+
+
+def _named(arrays, names, what):
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise CheckFailure(f"{what} has no arrays {missing} (has {sorted(arrays)})")
+    return arrays[names[0]] if len(names) == 1 else {n: arrays[n] for n in names}
+
+
+def model_inputs(case, arrays):
+    """Inputs as generate_graph.py gives them to Keras: a dict keyed by input
+    name for several inputs, the one array otherwise."""
+    return _named(arrays, case["input_names"], "inputs")
+
+
+def model_targets(case, arrays):
+    """Targets as generate_graph.py gives them to Keras (see model_inputs)."""
+    return _named(arrays, case["output_names"], "targets")
+
+
+def predict_named(model, x, names):
+    """{output name: Keras's predictions} (model.outputs order)."""
+    out = model.predict(x, verbose=0)
+    if isinstance(out, dict):
+        out = [out[n] for n in names]
+    elif not isinstance(out, (list, tuple)):
+        out = [out]
+    if len(out) != len(names):
+        raise CheckFailure(f"keras predicts {len(out)} outputs, expected {names}")
+    return {n: np.asarray(o) for n, o in zip(names, out)}
+
+
+def compare_named_outputs(pred, expected, what):
+    """Every output of ``expected`` is in ``pred`` with its shape, finite and
+    within 1e-6."""
+    if set(pred) != set(expected):
+        raise CheckFailure(
+            f"keras predicts outputs {sorted(pred)}, {what} has {sorted(expected)}"
+        )
+    for name in expected:
+        p, e = pred[name], np.asarray(expected[name])
+        if p.shape != e.shape:
+            raise CheckFailure(
+                f"output {name}: keras predicts shape {p.shape}, {what} {e.shape}"
+            )
+        if not np.all(np.isfinite(p)):
+            raise CheckFailure(f"output {name}: predictions contain non-finite values")
+        diff = float(np.max(np.abs(p.astype(np.float64) - e))) if p.size else 0.0
+        if not diff <= PREDICT_ATOL:
+            raise CheckFailure(
+                f"output {name}: keras and {what} predictions differ by "
+                f"{diff:.3g} > {PREDICT_ATOL}"
+            )
+
+
+class GraphContext(Context):
+    """A graph case for the convert checks; ``entry`` is the manifest case
+    with ``file`` set to its ``before`` archive.  ``x``/``y`` are dicts."""
+
+    @property
+    def x(self):
+        return self._cached(
+            "x", lambda: load_npz(os.path.join(self.fixtures_dir, self.entry["x"]))
+        )
+
+    @property
+    def y(self):
+        return self._cached(
+            "y", lambda: load_npz(os.path.join(self.fixtures_dir, self.entry["y"]))
+        )
+
+
+def check_graph_predictions(ctx):
+    """Every output of the re-loaded output matches the case's y within 1e-6."""
+    names = ctx.entry["output_names"]
+    pred = predict_named(ctx.output, model_inputs(ctx.entry, ctx.x), names)
+    compare_named_outputs(pred, ctx.y, "y.npz")
+
+
+def check_graph_optimizer(ctx):
+    """Compiled, with the original's optimizer class and variables.
+
+    The before archives are compiled but never fitted: their stored
+    optimizer variables (compared bit for bit by check_h5_datasets) are not
+    loaded by Keras, which builds fresh ones."""
+    if not getattr(ctx.output, "compiled", False):
+        raise CheckFailure("output is not compiled")
+    orig_opt = ctx.original.optimizer
+    new_opt = ctx.output.optimizer
+    if new_opt is None:
+        raise CheckFailure("output has no optimizer")
+    if type(new_opt) is not type(orig_opt):
+        raise CheckFailure(
+            f"optimizer {type(new_opt).__name__} != {type(orig_opt).__name__}"
+        )
+    if type(new_opt).__name__ != ctx.entry["optimizer"]:
+        raise CheckFailure(
+            f"optimizer {type(new_opt).__name__} != manifest {ctx.entry['optimizer']}"
+        )
+    compare_variables("optimizer", orig_opt.variables, new_opt.variables)
+
+
+GRAPH_CHECKS = [
+    check_zip_members,
+    check_config_json,
+    check_h5_datasets,
+    check_loads_cleanly,
+    check_graph_predictions,
+    check_weights,
+    check_graph_optimizer,
+]
+
+
+class GraphFinetuneContext(FinetuneContext):
+    """A trainable graph case: ``data`` is (inputs, targets) as the
+    generator fitted them (see model_inputs)."""
+
+    @property
+    def data(self):
+        def load():
+            arrays = load_npz(os.path.join(self.fixtures_dir, self.case["data"]))
+            return model_inputs(self.case, arrays), model_targets(self.case, arrays)
+
+        return self._cached("data", load)
+
+
+def graph_prune_case(case):
+    """A PRUNE_CASES-style case pruning the before archive of a graph case."""
+    return {
+        "name": case["name"],
+        "source": case["before"],
+        "x": case["x"],
+        "args": [
+            "prune", "{src}", "--threshold", repr(GRAPH_PRUNE_THRESHOLD),
+            "--output", "{dst}",
+        ],
+        "zeros": _threshold_zeros(GRAPH_PRUNE_THRESHOLD),
+        "exact": True,
+        "graph": case,
+    }
+
+
+# --------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------
 
@@ -837,7 +1041,7 @@ def run_convert(kerasrs, src, dst, timeout):
         raise CheckFailure(f"convert exited 0 but wrote no {dst}")
 
 
-def check_model(entry, args, out_dir):
+def check_model(entry, args, out_dir, checks=CHECKS, context=Context):
     """Returns a list of failure reasons (empty when everything passed)."""
     name = entry["name"]
     src = os.path.join(args.fixtures, entry["file"])
@@ -846,9 +1050,9 @@ def check_model(entry, args, out_dir):
         run_convert(args.kerasrs, src, dst, args.timeout)
     except CheckFailure as e:
         return [str(e)]
-    ctx = Context(entry, args.fixtures, dst)
+    ctx = context(entry, args.fixtures, dst)
     failures = []
-    for check in CHECKS:
+    for check in checks:
         try:
             check(ctx)
         except CheckFailure as e:
@@ -865,8 +1069,9 @@ def check_model(entry, args, out_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="Check that `kerasrs convert` and `kerasrs finetune` "
-        "output loads in Keras and matches what Keras itself produces."
+        description="Check that `kerasrs convert`, `kerasrs finetune` and "
+        "`kerasrs prune` output (also of graph models) loads in Keras and "
+        "matches what Keras itself produces."
     )
     parser.add_argument("--kerasrs", required=True, help="kerasrs binary")
     parser.add_argument(
@@ -875,7 +1080,10 @@ def main(argv=None):
         help="fixtures directory holding manifest.json",
     )
     parser.add_argument(
-        "--only", nargs="*", default=None, help="check only these models"
+        "--only",
+        nargs="*",
+        default=None,
+        help="check only these models (graph cases by their manifest name)",
     )
     parser.add_argument(
         "--keep", default=None, help="write converted models here (kept)"
@@ -889,8 +1097,8 @@ def main(argv=None):
     parser.add_argument(
         "--sections",
         nargs="+",
-        choices=["convert", "finetune", "prune"],
-        default=["convert", "finetune", "prune"],
+        choices=["convert", "finetune", "prune", "graph"],
+        default=["convert", "finetune", "prune", "graph"],
         help="which sections to run (default: all)",
     )
     parser.add_argument(
@@ -916,11 +1124,26 @@ def main(argv=None):
             return 2
         cases = training["cases"]
     prune_cases = PRUNE_CASES if "prune" in args.sections else []
+    graph_cases = []
+    if "graph" in args.sections:
+        graph = load_manifest(os.path.join(args.fixtures, GRAPH_MANIFEST))
+        if graph is None:
+            return 2
+        graph_cases = graph["cases"]
+        unknown = set(GRAPH_PRUNE_CASES) - {c["name"] for c in graph_cases}
+        if unknown:
+            print(
+                f"error: GRAPH_PRUNE_CASES {sorted(unknown)} are not in "
+                f"{GRAPH_MANIFEST}",
+                file=sys.stderr,
+            )
+            return 2
     if args.only:
         known = (
             {e["name"] for e in entries}
             | {c["name"] for c in cases}
             | {c["name"] for c in prune_cases}
+            | {c["name"] for c in graph_cases}
         )
         unknown = set(args.only) - known
         if unknown:
@@ -938,6 +1161,7 @@ def main(argv=None):
             if c["name"] in args.only and c["source"].startswith("@")
         }
         prune_cases = [c for c in prune_cases if c["name"] in wanted]
+        graph_cases = [c for c in graph_cases if c["name"] in args.only]
 
     passed = failed = skipped = 0
 
@@ -950,6 +1174,16 @@ def main(argv=None):
             passed += 1
             print(f"ok {name}", flush=True)
 
+    def skip_finetune(name):
+        """Reports a training case when kerasrs has no finetune command."""
+        nonlocal skipped
+        reason = "kerasrs has no finetune command"
+        if args.require_finetune:
+            report(name, [reason])
+        else:
+            skipped += 1
+            print(f"skip {name}: {reason}", flush=True)
+
     with tempfile.TemporaryDirectory(prefix="keras_compat_") as tmp:
         out_dir = args.keep or tmp
         os.makedirs(out_dir, exist_ok=True)
@@ -958,19 +1192,14 @@ def main(argv=None):
             keras.backend.clear_session()
             report(entry["name"], failures)
 
-        available = False
+        available = None
         if cases:
             finetune_dir = os.path.join(out_dir, "finetune")
             os.makedirs(finetune_dir, exist_ok=True)
             available = has_finetune(args.kerasrs, args.timeout)
         for case in cases:
             if not available:
-                reason = "kerasrs has no finetune command"
-                if args.require_finetune:
-                    report(case["name"], [reason])
-                else:
-                    skipped += 1
-                    print(f"skip {case['name']}: {reason}", flush=True)
+                skip_finetune(case["name"])
                 continue
             failures = check_case(case, args, finetune_dir)
             keras.backend.clear_session()
@@ -984,6 +1213,43 @@ def main(argv=None):
             failures = check_prune_case(case, args, prune_dir, prune_outputs)
             keras.backend.clear_session()
             report(case["name"], failures)
+
+        if graph_cases:
+            graph_dirs = {}
+            for part in ("convert", "finetune", "prune"):
+                graph_dirs[part] = os.path.join(out_dir, "graph", part)
+                os.makedirs(graph_dirs[part], exist_ok=True)
+        for case in graph_cases:
+            failures = check_model(
+                dict(case, file=case["before"]),
+                args,
+                graph_dirs["convert"],
+                checks=GRAPH_CHECKS,
+                context=GraphContext,
+            )
+            keras.backend.clear_session()
+            report(f"graph-convert {case['name']}", failures)
+        graph_trainable = [c for c in graph_cases if not c["predict_only"]]
+        if graph_trainable and available is None:
+            available = has_finetune(args.kerasrs, args.timeout)
+        for case in graph_trainable:
+            name = f"graph-finetune {case['name']}"
+            if not available:
+                skip_finetune(name)
+                continue
+            failures = check_case(
+                case, args, graph_dirs["finetune"], context=GraphFinetuneContext
+            )
+            keras.backend.clear_session()
+            report(name, failures)
+        for case in graph_cases:
+            if case["name"] not in GRAPH_PRUNE_CASES:
+                continue
+            failures = check_prune_case(
+                graph_prune_case(case), args, graph_dirs["prune"], {}
+            )
+            keras.backend.clear_session()
+            report(f"graph-prune {case['name']}", failures)
     summary = f"{passed} passed, {failed} failed"
     if skipped:
         summary += f", {skipped} skipped"
