@@ -12,15 +12,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{PREDICT_TOL, fixtures_dir, kerasrs, max_scaled_diff};
+use common::{
+    PREDICT_TOL, compare_history, compare_weights, datasets, fixtures_dir, kerasrs, max_scaled_diff,
+};
 use kerasrs::KerasFile;
-use kerasrs::archive::{H5Group, H5Node, NumericType};
+use kerasrs::archive::NumericType;
 use serde::Deserialize;
-
-/// Weights and optimizer state after training (max abs difference).
-const TRAINING_TOL: f32 = 1e-5;
-/// Per-epoch losses and metrics (relative difference).
-const HISTORY_TOL: f64 = 1e-5;
 
 #[derive(Debug, Deserialize)]
 struct Manifest {
@@ -78,86 +75,6 @@ fn npz(path: &Path) -> BTreeMap<String, ndarray::ArrayD<f32>> {
             (n.trim_end_matches(".npy").to_string(), a)
         })
         .collect()
-}
-
-fn datasets<'a>(
-    g: &'a H5Group,
-    prefix: &str,
-    out: &mut BTreeMap<String, &'a kerasrs::archive::H5Dataset>,
-) {
-    for (name, node) in &g.children {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        match node {
-            H5Node::Group(sub) => datasets(sub, &path, out),
-            H5Node::Dataset(d) => {
-                out.insert(path, d);
-            }
-        }
-    }
-}
-
-fn compare_weights(ours: &H5Group, keras: &H5Group) -> Result<(), String> {
-    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
-    datasets(ours, "", &mut a);
-    datasets(keras, "", &mut b);
-    let names_a: Vec<_> = a.keys().collect();
-    let names_b: Vec<_> = b.keys().collect();
-    if names_a != names_b {
-        return Err(format!(
-            "datasets differ: ours {names_a:?}, keras {names_b:?}"
-        ));
-    }
-    for (path, da) in &a {
-        let db = b[path];
-        if da.shape != db.shape {
-            return Err(format!("{path}: shape {:?} vs {:?}", da.shape, db.shape));
-        }
-        match (da.numeric_type(), db.numeric_type()) {
-            (Some(NumericType::F32), Some(NumericType::F32)) => {
-                let (va, vb) = (da.to_f32().unwrap(), db.to_f32().unwrap());
-                let d = common::max_abs_diff(&va, &vb);
-                if d.is_nan() || d > TRAINING_TOL {
-                    return Err(format!("{path}: max |Δ| = {d}"));
-                }
-            }
-            _ => {
-                if da.scalar_i64() != db.scalar_i64() {
-                    return Err(format!(
-                        "{path}: {:?} vs {:?}",
-                        da.scalar_i64(),
-                        db.scalar_i64()
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn compare_history(case: &Case, csv: &str) -> Result<(), String> {
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let rows: Vec<Vec<f64>> = lines
-        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
-        .collect();
-    for (key, expected) in &case.history {
-        let col = header
-            .iter()
-            .position(|h| h == key)
-            .ok_or_else(|| format!("history has no `{key}` (has {header:?})"))?;
-        for (epoch, want) in expected.iter().enumerate() {
-            let got = rows[epoch][col];
-            let rel = (got - want).abs() / want.abs().max(1e-3);
-            if rel > HISTORY_TOL {
-                return Err(format!("{key} epoch {}: {got} vs keras {want}", epoch + 1));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `kerasrs predict` on the case's inputs (an `.npz` named after the
@@ -262,7 +179,7 @@ fn check_fit(case: &Case, dir: &Path) -> Result<(), String> {
     }
     compare_weights(&ours.weights, &keras.weights)?;
     compare_history(
-        case,
+        &case.history,
         &std::fs::read_to_string(&hist).map_err(|e| e.to_string())?,
     )
 }

@@ -2,7 +2,10 @@
 //! (real Keras 3.15.1, JAX backend) and the named tolerances.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use kerasrs::archive::{H5Group, H5Node, NumericType};
 
 use serde::Deserialize;
 
@@ -10,6 +13,10 @@ use serde::Deserialize;
 pub const PREDICT_TOL: f32 = 1e-5;
 /// Values that should agree to float32 rounding.
 pub const CLOSE_TOL: f32 = 1e-6;
+/// Weights and optimizer state after training (max abs difference).
+pub const TRAINING_TOL: f32 = 1e-5;
+/// Per-epoch losses and metrics (relative difference).
+pub const HISTORY_TOL: f64 = 1e-5;
 
 #[derive(Debug, Deserialize)]
 pub struct Manifest {
@@ -87,4 +94,89 @@ pub fn kerasrs(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Every dataset of a tree with its path.
+pub fn datasets<'a>(
+    g: &'a H5Group,
+    prefix: &str,
+    out: &mut BTreeMap<String, &'a kerasrs::archive::H5Dataset>,
+) {
+    for (name, node) in &g.children {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        match node {
+            H5Node::Group(sub) => datasets(sub, &path, out),
+            H5Node::Dataset(d) => {
+                out.insert(path, d);
+            }
+        }
+    }
+}
+
+pub fn compare_weights(ours: &H5Group, keras: &H5Group) -> Result<(), String> {
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    datasets(ours, "", &mut a);
+    datasets(keras, "", &mut b);
+    let names_a: Vec<_> = a.keys().collect();
+    let names_b: Vec<_> = b.keys().collect();
+    if names_a != names_b {
+        return Err(format!(
+            "datasets differ: ours {names_a:?}, keras {names_b:?}"
+        ));
+    }
+    for (path, da) in &a {
+        let db = b[path];
+        if da.shape != db.shape {
+            return Err(format!("{path}: shape {:?} vs {:?}", da.shape, db.shape));
+        }
+        match (da.numeric_type(), db.numeric_type()) {
+            (Some(NumericType::F32), Some(NumericType::F32)) => {
+                let (va, vb) = (da.to_f32().unwrap(), db.to_f32().unwrap());
+                let d = max_abs_diff(&va, &vb);
+                if d.is_nan() || d > TRAINING_TOL {
+                    return Err(format!("{path}: max |Δ| = {d}"));
+                }
+            }
+            _ => {
+                if da.scalar_i64() != db.scalar_i64() || da.dtype_name() != db.dtype_name() {
+                    return Err(format!(
+                        "{path}: {} {:?} vs {} {:?}",
+                        da.dtype_name(),
+                        da.scalar_i64(),
+                        db.dtype_name(),
+                        db.scalar_i64()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A history CSV written by `--history` against Keras's `history.history`
+/// (relative difference per epoch).
+pub fn compare_history(history: &BTreeMap<String, Vec<f64>>, csv: &str) -> Result<(), String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    for (key, expected) in history {
+        let col = header
+            .iter()
+            .position(|h| h == key)
+            .ok_or_else(|| format!("history has no `{key}` (has {header:?})"))?;
+        for (epoch, want) in expected.iter().enumerate() {
+            let got = rows[epoch][col];
+            let rel = (got - want).abs() / want.abs().max(1e-3);
+            if rel > HISTORY_TOL {
+                return Err(format!("{key} epoch {}: {got} vs keras {want}", epoch + 1));
+            }
+        }
+    }
+    Ok(())
 }

@@ -61,8 +61,8 @@
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
 use serde_json::Value;
 
-use super::norm::{AxisOption, Rows, checked_product, single, single_shape, sum_f32};
-use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved, Var, keras_shape};
+use super::norm::{AxisOption, Rows, checked_product, single, sum_f32};
+use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved, Var, keras_shape, single_shape};
 use crate::error::{Error, Result};
 use crate::model::activation::PAR_THRESHOLD;
 
@@ -321,10 +321,9 @@ impl LayerOp for Relu {
         dy: ArrayD<f32>,
     ) -> Result<Backward> {
         let x = single(x, "ReLU")?;
-        Ok(Backward {
-            inputs: vec![map_grad(x, dy, |x, g| self.grad(x, g))?],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![map_grad(x, dy, |x, g| {
+            self.grad(x, g)
+        })?]))
     }
 
     fn detail(&self) -> Option<String> {
@@ -389,10 +388,9 @@ impl LayerOp for LeakyRelu {
     ) -> Result<Backward> {
         let x = single(x, "LeakyReLU")?;
         let s = self.negative_slope as f32;
-        Ok(Backward {
-            inputs: vec![map_grad(x, dy, |x, g| if x >= 0.0 { g } else { s * g })?],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![map_grad(x, dy, |x, g| {
+            if x >= 0.0 { g } else { s * g }
+        })?]))
     }
 
     fn detail(&self) -> Option<String> {
@@ -810,10 +808,7 @@ impl LayerOp for Softmax {
                 }
             }
         }
-        Ok(Backward {
-            inputs: vec![rows.scatter(g)?],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![rows.scatter(g)?]))
     }
 
     fn detail(&self) -> Option<String> {

@@ -218,10 +218,7 @@ impl LayerOp for Merge {
                 grads
             }
         };
-        Ok(Backward {
-            inputs,
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(inputs))
     }
 
     crate::clone_box!();
@@ -309,10 +306,7 @@ impl LayerOp for Concatenate {
                 part
             })
             .collect();
-        Ok(Backward {
-            inputs,
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(inputs))
     }
 
     fn detail(&self) -> Option<String> {
@@ -601,10 +595,7 @@ impl LayerOp for Dot {
             g1 = l2_normalize_backward(x[0], &n1, &g1, a);
             g2 = l2_normalize_backward(x[1], &n2, &g2, b);
         }
-        Ok(Backward {
-            inputs: vec![g1, g2],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![g1, g2]))
     }
 
     fn detail(&self) -> Option<String> {

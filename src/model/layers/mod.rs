@@ -122,6 +122,17 @@ impl Forward {
     }
 }
 
+/// One per-sample shape, as the single-input layers here take.
+pub fn single_shape<'a>(inputs: &'a [Vec<usize>], class: &str) -> Result<&'a [usize]> {
+    match inputs {
+        [one] => Ok(one),
+        more => Err(Error::mismatch(
+            format!("one input for `{class}`"),
+            format!("{} inputs", more.len()),
+        )),
+    }
+}
+
 /// Gradients from a backward call.
 pub struct Backward {
     /// Gradient for each input (same shapes as the inputs).
@@ -129,6 +140,16 @@ pub struct Backward {
     /// Gradient for each variable (by index into [`LayerOp::vars`]), `None`
     /// for variables without one (state).
     pub vars: Vec<Option<ArrayD<f32>>>,
+}
+
+impl Backward {
+    /// Input gradients of a layer without variables.
+    pub fn inputs(inputs: Vec<ArrayD<f32>>) -> Self {
+        Backward {
+            inputs,
+            vars: Vec::new(),
+        }
+    }
 }
 
 /// A layer kerasrs can run inside a graph.

@@ -18,7 +18,7 @@
 use ndarray::{ArrayD, IxDyn, Zip};
 use rand::{Rng, RngCore};
 
-use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved};
+use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved, single_shape};
 use crate::error::{Error, Result};
 use crate::model::regularizer::Regularizer;
 
@@ -205,10 +205,7 @@ fn mask(
 
 impl LayerOp for Noise {
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
-        match inputs {
-            [one] => Ok(one.clone()),
-            _ => Err(Error::mismatch("one input", inputs.len())),
-        }
+        single_shape(inputs, "a noise layer").map(<[usize]>::to_vec)
     }
 
     fn forward(&self, x: &[&ArrayD<f32>], cx: &mut Ctx<'_>) -> Result<Forward> {
@@ -280,10 +277,7 @@ impl LayerOp for Noise {
             Some(factor) => dy * factor,
             None => dy,
         };
-        Ok(Backward {
-            inputs: vec![dx],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![dx]))
     }
 
     fn detail(&self) -> Option<String> {
@@ -323,10 +317,7 @@ pub fn build_activity_regularization(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp
 
 impl LayerOp for ActivityRegularization {
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
-        match inputs {
-            [one] => Ok(one.clone()),
-            _ => Err(Error::mismatch("one input", inputs.len())),
-        }
+        single_shape(inputs, "ActivityRegularization").map(<[usize]>::to_vec)
     }
 
     fn forward(&self, x: &[&ArrayD<f32>], _cx: &mut Ctx<'_>) -> Result<Forward> {
@@ -340,10 +331,7 @@ impl LayerOp for ActivityRegularization {
         _saved: &Saved,
         dy: ArrayD<f32>,
     ) -> Result<Backward> {
-        Ok(Backward {
-            inputs: vec![dy],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![dy]))
     }
 
     fn activity_regularizer(&self) -> Option<Regularizer> {

@@ -63,7 +63,7 @@
 use ndarray::{Array2, ArrayD, IxDyn};
 use serde_json::Value;
 
-use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved, Var, resolve_axis};
+use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved, Var, resolve_axis, single_shape};
 use crate::engine::schedule::xla_rsqrt;
 use crate::error::{Error, Result};
 
@@ -239,17 +239,6 @@ impl std::fmt::Display for AxisOption {
 /// One input, as the single-input layers here take.
 pub(super) fn single<'a>(x: &[&'a ArrayD<f32>], class: &str) -> Result<&'a ArrayD<f32>> {
     match x {
-        [one] => Ok(one),
-        more => Err(Error::mismatch(
-            format!("one input for `{class}`"),
-            format!("{} inputs", more.len()),
-        )),
-    }
-}
-
-/// One per-sample shape, as the single-input layers here take.
-pub(super) fn single_shape<'a>(inputs: &'a [Vec<usize>], class: &str) -> Result<&'a [usize]> {
-    match inputs {
         [one] => Ok(one),
         more => Err(Error::mismatch(
             format!("one input for `{class}`"),
@@ -1135,10 +1124,7 @@ impl LayerOp for UnitNorm {
                 *gv = *gv * inv + ct_ss * (2.0 * xv);
             }
         }
-        Ok(Backward {
-            inputs: vec![rows.scatter(g)?],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![rows.scatter(g)?]))
     }
 
     fn detail(&self) -> Option<String> {

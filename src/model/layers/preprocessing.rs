@@ -10,7 +10,7 @@
 use ndarray::{ArrayD, Zip};
 use serde_json::Value;
 
-use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved};
+use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved, single_shape};
 use crate::error::{Error, Result};
 
 /// `Rescaling(scale, offset)`.
@@ -63,10 +63,7 @@ pub fn build_rescaling(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
 
 impl LayerOp for Rescaling {
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
-        match inputs {
-            [one] => Ok(one.clone()),
-            _ => Err(Error::mismatch("one input for `Rescaling`", inputs.len())),
-        }
+        single_shape(inputs, "Rescaling").map(<[usize]>::to_vec)
     }
 
     fn forward(&self, x: &[&ArrayD<f32>], _cx: &mut Ctx<'_>) -> Result<Forward> {
@@ -99,10 +96,7 @@ impl LayerOp for Rescaling {
             };
             i += 1;
         });
-        Ok(Backward {
-            inputs: vec![dx],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![dx]))
     }
 
     fn detail(&self) -> Option<String> {

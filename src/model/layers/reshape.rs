@@ -9,7 +9,7 @@
 use ndarray::{ArrayD, Axis, IxDyn};
 use serde_json::Value;
 
-use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved, with_batch};
+use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved, single_shape, with_batch};
 use crate::error::{Error, Result};
 
 /// `Reshape(target_shape)`.
@@ -91,10 +91,7 @@ impl LayerOp for Reshape {
         _saved: &Saved,
         dy: ArrayD<f32>,
     ) -> Result<Backward> {
-        Ok(Backward {
-            inputs: vec![reshaped(&dy, x[0].shape())?],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![reshaped(&dy, x[0].shape())?]))
     }
 
     crate::clone_box!();
@@ -181,10 +178,7 @@ impl LayerOp for Permute {
             .permuted_axes(IxDyn(&inverse))
             .as_standard_layout()
             .into_owned();
-        Ok(Backward {
-            inputs: vec![dx],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![dx]))
     }
 
     fn detail(&self) -> Option<String> {
@@ -240,10 +234,7 @@ impl LayerOp for RepeatVector {
         _saved: &Saved,
         dy: ArrayD<f32>,
     ) -> Result<Backward> {
-        Ok(Backward {
-            inputs: vec![dy.sum_axis(Axis(1))],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![dy.sum_axis(Axis(1))]))
     }
 
     fn detail(&self) -> Option<String> {
@@ -265,10 +256,7 @@ pub fn build_identity(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
 
 impl LayerOp for Identity {
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
-        match inputs {
-            [one] => Ok(one.clone()),
-            _ => Err(Error::mismatch("one input for `Identity`", inputs.len())),
-        }
+        single_shape(inputs, "Identity").map(<[usize]>::to_vec)
     }
 
     fn forward(&self, x: &[&ArrayD<f32>], _cx: &mut Ctx<'_>) -> Result<Forward> {
@@ -282,10 +270,7 @@ impl LayerOp for Identity {
         _saved: &Saved,
         dy: ArrayD<f32>,
     ) -> Result<Backward> {
-        Ok(Backward {
-            inputs: vec![dy],
-            vars: Vec::new(),
-        })
+        Ok(Backward::inputs(vec![dy]))
     }
 
     crate::clone_box!();
