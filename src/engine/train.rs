@@ -41,6 +41,11 @@ pub struct Dataset {
     pub more_x: Vec<F32Data>,
     /// The other model outputs' targets, in `model.outputs` order.
     pub more_y: Vec<Array2<f32>>,
+    /// For each target (the first, then the others): the rows of one
+    /// sample's output (the product of the output's axes but the last), so
+    /// that a batch of `b` samples is `b · lead` rows for the loss; 1 for
+    /// outputs of shape `(N, k)`. Targets are stored one row per sample.
+    pub target_lead: Vec<usize>,
 }
 
 /// Targets as `[n, k]`: a 1-D vector becomes a column.
@@ -123,6 +128,7 @@ impl Dataset {
             y,
             more_x: Vec::new(),
             more_y: Vec::new(),
+            target_lead: vec![1],
         })
     }
 
@@ -169,20 +175,62 @@ impl Dataset {
             }
         }
         let mut targets = Vec::with_capacity(ys.len());
+        let mut target_lead = Vec::with_capacity(ys.len());
         for (slot, (y, loss)) in ys.into_iter().zip(losses).enumerate() {
             let name = &g.output_names[slot];
             let shape = g.output_shapes()[slot];
-            if shape.len() != 1 {
-                return Err(Error::unsupported(
-                    "training output shape",
-                    format!("`{name}` {shape:?}"),
-                    &["one output axis (N, k)"],
-                ));
-            }
-            let y = target_matrix(y, n, &format!("output `{name}`"))?;
-            loss.check_targets(y.view(), shape[0])
-                .map_err(|e| e.at(format!("output `{name}`")))?;
+            let what = format!("output `{name}`");
+            let (lead, width) = match shape.split_last() {
+                Some((&k, rest)) => (rest.iter().product::<usize>(), k),
+                None => (1, 1),
+            };
+            let y = if lead == 1 {
+                target_matrix(y, n, &what)?
+            } else {
+                // Sequence-like outputs `(N, ..., k)`: targets of the same
+                // shape, or class labels `(N, ...)` for sparse losses; the
+                // loss sees `N · lead` rows, which is how Keras's losses
+                // reduce over the leading axes.
+                let per_sample = if y.ndim() >= 1 && y.shape()[0] == n && n > 0 {
+                    y.len() / n
+                } else {
+                    0
+                };
+                let fits = y.shape()[1..] == *shape
+                    || (y.ndim() == shape.len() && y.shape()[1..] == shape[..shape.len() - 1]);
+                if !fits || per_sample == 0 {
+                    return Err(Error::mismatch(
+                        format!(
+                            "targets for {what} of shape (N, {}) or class labels (N, {})",
+                            shape
+                                .iter()
+                                .map(usize::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            shape[..shape.len() - 1]
+                                .iter()
+                                .map(usize::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        format!("shape {:?}", y.shape()),
+                    ));
+                }
+                let flat = y
+                    .as_standard_layout()
+                    .into_owned()
+                    .into_shape_with_order((n, per_sample))
+                    .map_err(|e| Error::invalid(e.to_string()))?;
+                target_matrix(flat.into_dyn(), n, &what)?
+            };
+            let rows = y
+                .view()
+                .into_shape_with_order((n * lead, y.ncols() / lead))
+                .map_err(|e| Error::invalid(e.to_string()))?;
+            loss.check_targets(rows, width)
+                .map_err(|e| e.at(what.clone()))?;
             targets.push(y);
+            target_lead.push(lead);
         }
         let mut xs = xs.into_iter();
         let mut ys = targets.into_iter();
@@ -191,6 +239,7 @@ impl Dataset {
             y: ys.next().expect("one output at least"),
             more_x: xs.collect(),
             more_y: ys.collect(),
+            target_lead,
         })
     }
 
@@ -217,9 +266,21 @@ impl Dataset {
             .collect()
     }
 
-    /// Rows `idx` of every target.
+    /// Rows `idx` of every target, as the loss sees them (`rows · lead`
+    /// rows for sequence-like outputs).
     fn batch_targets(&self, idx: &[usize]) -> Vec<Array2<f32>> {
-        self.targets().map(|y| y.select(Axis(0), idx)).collect()
+        self.targets()
+            .zip(&self.target_lead)
+            .map(|(y, &lead)| {
+                let rows = y.select(Axis(0), idx);
+                if lead == 1 {
+                    return rows;
+                }
+                let width = rows.ncols() / lead;
+                rows.into_shape_with_order((idx.len() * lead, width))
+                    .expect("a sample's target holds lead rows")
+            })
+            .collect()
     }
 
     /// Number of rows.
@@ -253,6 +314,7 @@ impl Dataset {
             y: rows_y(&self.y, r.clone()),
             more_x: self.more_x.iter().map(|x| rows_x(x, r.clone())).collect(),
             more_y: self.more_y.iter().map(|y| rows_y(y, r.clone())).collect(),
+            target_lead: self.target_lead.clone(),
         };
         Ok((part(0..split_at), part(split_at..n)))
     }
@@ -630,7 +692,11 @@ impl Trainer {
             return Ok(head_logs(tracker.result(), &self.heads));
         }
         for chunk in idx.chunks(batch_size.max(1)) {
-            let yb = data.y.select(Axis(0), chunk);
+            let yb = if chain {
+                data.y.select(Axis(0), chunk)
+            } else {
+                data.batch_targets(chunk).swap_remove(0)
+            };
             let (y_pred, activity) = if chain {
                 let xb = data.batch_x(chunk, &mut x_buffer);
                 forward_with_activity(model, chunk.len(), xb)?
@@ -718,7 +784,15 @@ impl Trainer {
             let mut tracker = MeanTracker::default();
             progress.epoch_start(epoch, options.epochs, steps);
             for (step, chunk) in order.chunks(batch_size).enumerate() {
-                let yb = train.y.select(Axis(0), chunk);
+                let ys = if chain {
+                    Vec::new()
+                } else {
+                    train.batch_targets(chunk)
+                };
+                let yb = match ys.first() {
+                    Some(y) => y.clone(),
+                    None => train.y.select(Axis(0), chunk),
+                };
                 let mut updates = Vec::new();
                 let result = if chain {
                     let xb = train.batch_x(chunk, &mut x_buffer);
@@ -739,7 +813,6 @@ impl Trainer {
                 } else {
                     let xs = train.batch_inputs(chunk);
                     let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
-                    let ys = train.batch_targets(chunk);
                     let targets: Vec<_> = ys.iter().map(|y| y.view()).collect();
                     let losses = self.graph_losses();
                     let step = graph::train_step(
