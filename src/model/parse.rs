@@ -503,7 +503,7 @@ impl<'a> Importer<'a> {
             }
         };
         for r in raw.iter().skip(usize::from(starts_with_input)) {
-            current = self.call_entry(r, &[current], 0, trainable)?[0];
+            current = self.call_entry(r, &[current], trainable)?[0];
         }
         if call_inputs.is_none() {
             let last = raw.last().map_or("output", |r| r.name.as_str());
@@ -517,18 +517,12 @@ impl<'a> Importer<'a> {
         &mut self,
         r: &RawLayer<'a>,
         inputs: &[usize],
-        call_index: usize,
         trainable: bool,
     ) -> Result<Vec<usize>> {
         if is_container(r.class_name) {
-            if call_index > 0 || self.built.contains_key(&r.pointer) {
-                return Err(Error::unsupported(
-                    "functional graph",
-                    format!("nested model `{}` called more than once", r.name),
-                    &["nested models called once"],
-                ));
-            }
-            self.built.insert(r.pointer.clone(), usize::MAX);
+            // A nested model called again (a shared encoder) is imported
+            // again on the new inputs: its layers are built on the first
+            // call and shared by the later ones, as Keras shares them.
             let prefix = format!("{}/", r.weight_path.as_deref().unwrap_or("layers/model"));
             let mut scope = r.scope.clone();
             scope.push(r.name.clone());
@@ -652,7 +646,7 @@ impl<'a> Importer<'a> {
                         ))
                         .at(at));
                     }
-                    let outs = self.call_entry(r, &ids, call_index, trainable)?;
+                    let outs = self.call_entry(r, &ids, trainable)?;
                     produced.insert((r.name.clone(), call_index), outs);
                     pending[i].pop_front();
                     progressed = true;

@@ -203,13 +203,18 @@ fn rows_with_nested(model: &Model, mut rows: Vec<LayerRow>) -> Vec<LayerRow> {
                 regularizers: Vec::new(),
                 constraints: Vec::new(),
                 detail: None,
-                connected_to: vec![
-                    n.inputs
-                        .iter()
-                        .map(|&i| tensor_name(model, i, &n.scope))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ],
+                connected_to: g
+                    .nested
+                    .iter()
+                    .filter(|m| m.name == n.name && m.scope == n.scope)
+                    .map(|m| {
+                        m.inputs
+                            .iter()
+                            .map(|&i| tensor_name(model, i, &m.scope))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .collect(),
                 within: n.scope.clone(),
             });
         }
@@ -223,13 +228,17 @@ fn rows_with_nested(model: &Model, mut rows: Vec<LayerRow>) -> Vec<LayerRow> {
 /// outputs of a nested model the reader is not inside.
 fn tensor_name(model: &Model, n: usize, scope: &[String]) -> String {
     let g = &model.graph;
-    for nested in &g.nested {
+    for (j, nested) in g.nested.iter().enumerate() {
         if let Some(i) = nested.outputs.iter().position(|&o| o == n) {
+            let call = g.nested[..j]
+                .iter()
+                .filter(|m| m.name == nested.name && m.scope == nested.scope)
+                .count();
             let reader_inside = scope.len() > nested.scope.len()
                 && scope[..nested.scope.len()] == nested.scope[..]
                 && scope[nested.scope.len()] == nested.name;
             if !reader_inside && scope.len() <= nested.scope.len() {
-                return format!("{}[0][{i}]", nested.name);
+                return format!("{}[{call}][{i}]", nested.name);
             }
         }
     }
