@@ -362,3 +362,104 @@ fn ctrl_c_during_finetune_leaves_no_output() {
         "output or temp file left"
     );
 }
+
+/// A deterministic xorshift generator for the mutations below.
+struct Mutator(u64);
+
+impl Mutator {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// Replace one value somewhere in `v` by a hostile one.
+    fn mutate(&mut self, v: &mut serde_json::Value) {
+        use serde_json::{Value, json};
+        let children = match v {
+            Value::Object(m) => m.len(),
+            Value::Array(a) => a.len(),
+            _ => 0,
+        };
+        if children > 0 && self.below(4) != 0 {
+            let i = self.below(children);
+            let child = match v {
+                Value::Object(m) => m.values_mut().nth(i),
+                Value::Array(a) => a.get_mut(i),
+                _ => None,
+            };
+            if let Some(child) = child {
+                return self.mutate(child);
+            }
+        }
+        *v = match self.below(9) {
+            0 => json!(-1),
+            1 => json!(0),
+            2 => json!(1u64 << 40),
+            3 => json!(null),
+            4 => json!("bogus"),
+            5 => json!([]),
+            6 => json!({}),
+            7 => json!(3),
+            _ => json!([null, 2_000_000_000]),
+        };
+    }
+}
+
+/// Configs of every graph fixture with hostile values put anywhere (shapes,
+/// axes, tensor references, layer options, class names) are refused or run:
+/// import never panics, and a model that imports predicts on zeros without
+/// panicking.
+#[test]
+fn mutated_graph_configs_never_panic() {
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures_dir().join("graph/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let mut rng = Mutator(0x9E37_79B9_7F4A_7C15);
+    let (mut loaded, mut refused) = (0, 0);
+    for case in manifest["cases"].as_array().unwrap() {
+        let path = fixtures_dir().join(case["before"].as_str().unwrap());
+        let original = KerasFile::open(&path).unwrap();
+        for _ in 0..60 {
+            let mut file = original.clone();
+            for _ in 0..1 + rng.below(3) {
+                rng.mutate(&mut file.config);
+            }
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let Ok(model) = Model::try_from(file) else {
+                    return false;
+                };
+                let inputs: Vec<ndarray::ArrayD<f32>> = model
+                    .graph
+                    .input_shapes()
+                    .iter()
+                    .map(|s| {
+                        let mut shape = vec![2];
+                        shape.extend_from_slice(s);
+                        ndarray::ArrayD::zeros(shape)
+                    })
+                    .collect();
+                if inputs.iter().all(|x| x.len() <= 1 << 20) {
+                    let views: Vec<_> = inputs.iter().map(|x| x.view()).collect();
+                    let _ = model.predict_all(&views, 2);
+                }
+                true
+            }));
+            match outcome {
+                Ok(true) => loaded += 1,
+                Ok(false) => refused += 1,
+                Err(_) => panic!("{}: a mutated config panicked", case["name"]),
+            }
+        }
+    }
+    assert!(
+        loaded > 0 && refused > 0,
+        "{loaded} loaded, {refused} refused"
+    );
+}
