@@ -81,3 +81,21 @@ fn help_has_examples() {
         );
     }
 }
+
+/// Output to a closed pipe ends quietly (no panic message), as for Unix
+/// tools: `kerasrs load model.keras | head -1`.
+#[test]
+fn closed_pipe_ends_quietly() {
+    use std::process::{Command, Stdio};
+    let model = common::fixtures_dir().join("graph/ticket_two_outputs.before.keras");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kerasrs"))
+        .args(["load", model.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
