@@ -334,3 +334,44 @@ fn broken_graphs_are_refused() {
     let err = fails(&["load", s(&huge)]);
     assert!(err.contains("boom") && err.contains("per sample"), "{err}");
 }
+
+/// Outputs that cannot be written are refused before any work, by every
+/// command: a directory, a device (`/dev/null` stays a device), a missing
+/// directory.
+#[test]
+fn unwritable_outputs_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let digits = fixtures_dir().join("models/digits.keras");
+    let data = fixtures_dir().join("digits.npz");
+    let missing = dir.path().join("nowhere/out.keras");
+    for (output, expected) in [
+        (dir.path().to_path_buf(), "is a directory"),
+        (PathBuf::from("/dev/null"), "not a regular file"),
+        (missing, "does not exist"),
+    ] {
+        let start = std::time::Instant::now();
+        let err = fails(&[
+            "finetune",
+            s(&digits),
+            "--data",
+            s(&data),
+            "--epochs",
+            "50",
+            "--output",
+            s(&output),
+        ]);
+        assert!(err.contains(expected), "{err}");
+        assert!(
+            start.elapsed().as_secs_f64() < 5.0,
+            "refused only after training"
+        );
+        let err = fails(&["convert", s(&digits), "--output", s(&output)]);
+        assert!(err.contains(expected), "{err}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let null = std::fs::metadata("/dev/null").unwrap().file_type();
+        assert!(null.is_char_device());
+    }
+}

@@ -36,11 +36,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }
 
+/// Check that `path` can be written atomically: its directory exists, and
+/// it is absent or a regular file (a rename over a device such as
+/// `/dev/null`, a FIFO, a socket or a directory would replace it, so those
+/// are refused).
+pub fn check_output_target(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(
+            Error::invalid(format!("the directory `{}` does not exist", dir.display()))
+                .in_file(path),
+        );
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            Err(Error::invalid("is a directory: give a file name for the output").in_file(path))
+        }
+        Ok(m) if !m.is_file() => Err(Error::invalid(
+            "exists and is not a regular file (a device, FIFO or socket): refusing to replace it",
+        )
+        .in_file(path)),
+        _ => Ok(()),
+    }
+}
+
 /// Write to `path` atomically through a callback that fills the temporary file.
 pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
+    check_output_target(path)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -77,6 +105,32 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("disk full"));
         assert!(!out.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_directories_and_missing_directories_are_refused() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_atomic(Path::new("/dev/null"), b"x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(
+            std::fs::metadata("/dev/null")
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+        let err = write_atomic(dir.path(), b"x").unwrap_err().to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        let missing = dir.path().join("nowhere/out.keras");
+        let err = write_atomic(&missing, b"x").unwrap_err().to_string();
+        assert!(
+            err.contains("does not exist") && !err.contains(".kerasrs-"),
+            "{err}"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 

@@ -66,6 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
 /// Refuse to write a model over its input unless `--in-place` was given
 /// (the write itself is atomic either way).
 fn check_model_output(model: &Path, output: &Path, in_place: bool) -> Result<()> {
+    crate::archive::atomic::check_output_target(output)?;
     if in_place {
         return Ok(());
     }
@@ -85,5 +86,8 @@ fn check_output_is_not_input(input: &Path, output: &Path) -> Result<()> {
             input.display()
         );
     }
+    // Before any work: an output that cannot be written (a directory, a
+    // device, a missing directory) is refused now, not after training.
+    crate::archive::atomic::check_output_target(output)?;
     Ok(())
 }
