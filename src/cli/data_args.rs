@@ -43,39 +43,28 @@ impl DataArgs {
     /// arrays named after the inputs / outputs.
     pub fn load_for(&self, model: &Model) -> Result<(Vec<F32Data>, Vec<ArrayD<f32>>)> {
         let g = &model.graph;
-        let (xs_from, ys_from, x_key, y_key) = match (&self.x, &self.y, &self.data) {
-            (Some(x), Some(y), None) => (x, y, "x", "y"),
-            (None, None, Some(d)) => (d, d, self.x_key.as_str(), self.y_key.as_str()),
-            _ => bail!("give either `--x X --y Y` or `--data D.npz`"),
-        };
-        if let (Some(d), [input], [output]) = (&self.data, &g.input_names[..], &g.output_names[..])
-        {
-            // One input and one output under `x`/`y`: both read through one
-            // open and one mapping of the file.
-            let keys = npz_keys(d)?;
-            let has = |k: &str| keys.iter().any(|key| key == k);
-            if !has(input) && !has(output) && has(x_key) && has(y_key) {
-                let (x, y) = read_npz_pair(d, x_key, y_key)?;
-                return Ok((vec![x], vec![y]));
+        match (&self.x, &self.y, &self.data) {
+            (Some(x), Some(y), None) => Ok((
+                input_arrays(x, model, "x", None)?,
+                target_arrays(y, model, "y", None)?,
+            )),
+            (None, None, Some(d)) => {
+                let keys = npz_keys(d)?;
+                let xk = array_keys(d, Some(&keys), &g.input_names, &self.x_key, "input")?;
+                let yk = array_keys(d, Some(&keys), &g.output_names, &self.y_key, "output")?;
+                if let (Some([x]), Some([y])) = (xk.as_deref(), yk.as_deref()) {
+                    // One input and one output: both read through one open
+                    // and one mapping of the file.
+                    let (x, y) = read_npz_pair(d, x, y)?;
+                    return Ok((vec![x], vec![y]));
+                }
+                Ok((
+                    read_arrays(d, xk, read_npz_data, read_npy_data)?,
+                    read_arrays(d, yk, read_npz_f32, read_npy_f32)?,
+                ))
             }
+            _ => bail!("give either `--x X --y Y` or `--data D.npz`"),
         }
-        let xs = named_arrays(
-            xs_from,
-            &g.input_names,
-            x_key,
-            "input",
-            read_npz_data,
-            read_npy_data,
-        )?;
-        let ys = named_arrays(
-            ys_from,
-            &g.output_names,
-            y_key,
-            "output",
-            read_npz_f32,
-            read_npy_f32,
-        )?;
-        Ok((xs, ys))
     }
 
     /// The input files, to check that no output overwrites them.
@@ -88,16 +77,69 @@ impl DataArgs {
     }
 }
 
-/// The arrays named `names` in an `.npz` (or `single` when there is one
-/// name and no array of that name), or the one array of a `.npy`.
-pub fn named_arrays<T>(
+/// One array per model input from `path`: an `.npz` with arrays named
+/// after the input layers (or `single` for a model with one input), or a
+/// `.npy` for a model with one input.
+pub fn input_arrays(
+    path: &Path,
+    model: &Model,
+    single: &str,
+    keys: Option<&[String]>,
+) -> Result<Vec<F32Data>> {
+    let k = array_keys(path, keys, &model.graph.input_names, single, "input")?;
+    read_arrays(path, k, read_npz_data, read_npy_data)
+}
+
+/// One target array per model output from `path`, as [`input_arrays`].
+pub fn target_arrays(
+    path: &Path,
+    model: &Model,
+    single: &str,
+    keys: Option<&[String]>,
+) -> Result<Vec<ArrayD<f32>>> {
+    f32_arrays(path, &model.graph.output_names, single, "output", keys)
+}
+
+/// The arrays named `names` (`what`s of the model) from `path`, read into
+/// memory as float32 (see [`input_arrays`] for the naming).
+pub fn f32_arrays(
     path: &Path,
     names: &[String],
     single: &str,
     what: &str,
+    keys: Option<&[String]>,
+) -> Result<Vec<ArrayD<f32>>> {
+    let k = array_keys(path, keys, names, single, what)?;
+    read_arrays(path, k, read_npz_f32, read_npy_f32)
+}
+
+/// Read the arrays [`array_keys`] found.
+fn read_arrays<T>(
+    path: &Path,
+    keys: Option<Vec<String>>,
     from_npz: fn(&Path, &str) -> crate::Result<T>,
     from_npy: fn(&Path) -> crate::Result<T>,
 ) -> Result<Vec<T>> {
+    match keys {
+        None => Ok(vec![from_npy(path)?]),
+        Some(keys) => Ok(keys
+            .iter()
+            .map(|k| from_npz(path, k))
+            .collect::<crate::Result<_>>()?),
+    }
+}
+
+/// The archive keys of the arrays named `names` in the `.npz` at `path`
+/// (whose keys are `keys`, read when `None`), or `single` when there is one
+/// name and no array of that name; `None` for a `.npy`, which holds the one
+/// array of a single name.
+fn array_keys(
+    path: &Path,
+    keys: Option<&[String]>,
+    names: &[String],
+    single: &str,
+    what: &str,
+) -> Result<Option<Vec<String>>> {
     let is_npz = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
@@ -110,9 +152,16 @@ pub fn named_arrays<T>(
                 path.display()
             );
         }
-        return Ok(vec![from_npy(path)?]);
+        return Ok(None);
     }
-    let keys = npz_keys(path)?;
+    let read;
+    let keys = match keys {
+        Some(k) => k,
+        None => {
+            read = npz_keys(path)?;
+            &read[..]
+        }
+    };
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let key = if keys.iter().any(|k| k == name) {
@@ -120,7 +169,7 @@ pub fn named_arrays<T>(
         } else if names.len() == 1 && keys.iter().any(|k| k == single) {
             single
         } else {
-            let mut have = keys.clone();
+            let mut have = keys.to_vec();
             have.sort_unstable();
             bail!(
                 "`{}` has no array for the model {what} `{name}` (it holds: {}; the model's {what}s: {})",
@@ -129,7 +178,7 @@ pub fn named_arrays<T>(
                 names.join(", ")
             );
         };
-        out.push(from_npz(path, key)?);
+        out.push(key.to_string());
     }
-    Ok(out)
+    Ok(Some(out))
 }

@@ -6,10 +6,9 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayD;
 
-use super::data_args::{DataArgs, named_arrays};
+use super::data_args::{DataArgs, input_arrays, target_arrays};
 use crate::Model;
 use crate::data::F32Data;
-use crate::data::{read_npy_data, read_npy_f32, read_npz_data, read_npz_f32};
 use crate::engine::session::{CompileOverrides, Prepared, prepare, store};
 use crate::engine::sparsify::{L1Mode, PruneSchedule, Sparsifier, SparsifyOptions};
 use crate::engine::train::{Dataset, FitOptions, Logs, Progress, Silent};
@@ -252,23 +251,8 @@ pub fn datasets(
             (t, Some(v))
         }
         (None, Some(path)) => {
-            let g = &model.graph;
-            let vx = named_arrays(
-                path,
-                &g.input_names,
-                &data_args.x_key,
-                "input",
-                read_npz_data,
-                read_npy_data,
-            )?;
-            let vy = named_arrays(
-                path,
-                &g.output_names,
-                &data_args.y_key,
-                "output",
-                read_npz_f32,
-                read_npy_f32,
-            )?;
+            let vx = input_arrays(path, model, &data_args.x_key, None)?;
+            let vy = target_arrays(path, model, &data_args.y_key, None)?;
             let v = dataset(model, prepared, vx, vy)
                 .with_context(|| format!("validation data `{}`", path.display()))?;
             (data, Some(v))

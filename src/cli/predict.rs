@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::Model;
-use crate::data::{read_npy_f32, read_npz_f32, write_npy_f32, write_npz_f32};
+use crate::data::{write_npy_f32, write_npz_f32};
 
 /// Run the model on the rows of a `.npy` array (inference mode: dropout off)
 /// and write the outputs as a float32 `.npy` array. A model with several
@@ -36,14 +36,7 @@ pub fn run(args: Args) -> Result<()> {
     super::check_output_is_not_input(&args.model, &args.output)?;
     let model = Model::open(&args.model)?;
     let g = &model.graph;
-    let xs = super::data_args::named_arrays(
-        &args.input,
-        &g.input_names,
-        "x",
-        "input",
-        read_npz_f32,
-        read_npy_f32,
-    )?;
+    let xs = super::data_args::f32_arrays(&args.input, &g.input_names, "x", "input", None)?;
     let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
     let ys = model
         .predict_all(&views, args.batch_size as usize)

@@ -162,36 +162,8 @@ impl Model {
             return Ok(vec![self.predict(x.view(), batch_size)?]);
         }
         let g = &self.graph;
-        if inputs.len() != g.inputs.len() {
-            return Err(Error::mismatch(
-                format!(
-                    "{} model inputs ({})",
-                    g.inputs.len(),
-                    g.input_names.join(", ")
-                ),
-                inputs.len(),
-            ));
-        }
-        let n = inputs
-            .first()
-            .map_or(0, |x| x.shape().first().copied().unwrap_or(0));
-        for (slot, x) in inputs.iter().enumerate() {
-            let shape = g.input_shapes()[slot];
-            if x.ndim() != shape.len() + 1 || x.shape()[1..] != *shape || x.shape()[0] != n {
-                return Err(Error::mismatch(
-                    format!(
-                        "input `{}` of shape (N, {})",
-                        g.input_names[slot],
-                        shape
-                            .iter()
-                            .map(usize::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    format!("shape {:?}", x.shape()),
-                ));
-            }
-        }
+        let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
+        let n = g.check_inputs(&shapes)?;
         let batch_size = batch_size.max(1);
         let starts: Vec<usize> = (0..n).step_by(batch_size).collect();
         let parts: Vec<Result<Vec<ArrayD<f32>>>> = starts

@@ -16,7 +16,7 @@ use rand::RngCore;
 use super::forward::dense_affine;
 use super::gemm::matmul;
 use crate::error::{Error, Result};
-use crate::model::layers::{Ctx, Mode, Saved};
+use crate::model::layers::{Ctx, Mode, Saved, with_batch};
 use crate::model::{LayerKind, Model};
 
 /// What a node kept from the forward pass.
@@ -55,6 +55,11 @@ impl Trace {
     }
 }
 
+/// A model output as the loss and metrics see it: rows × last axis.
+pub(crate) fn output_rows(o: &ArrayD<f32>) -> Array2<f32> {
+    rows(o).to_owned()
+}
+
 /// `x` as rows × last axis (a view when it is in standard layout).
 fn rows(x: &ArrayD<f32>) -> ArrayView2<'_, f32> {
     let last = *x.shape().last().unwrap_or(&1);
@@ -78,12 +83,6 @@ fn shaped(x: Array2<f32>, shape: &[usize]) -> ArrayD<f32> {
         .expect("same element count")
 }
 
-fn batched(n: usize, shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![n];
-    s.extend_from_slice(shape);
-    s
-}
-
 /// Run the graph on `inputs` (one `[n, ...]` array per model input, in
 /// `model.inputs` order).
 pub fn forward(
@@ -93,26 +92,8 @@ pub fn forward(
     rng: &mut dyn RngCore,
 ) -> Result<Trace> {
     let g = &model.graph;
-    if inputs.len() != g.inputs.len() {
-        return Err(Error::mismatch(
-            format!("{} model inputs", g.inputs.len()),
-            inputs.len(),
-        ));
-    }
-    let n = inputs.first().map_or(0, |x| x.shape()[0]);
-    for (slot, x) in inputs.iter().enumerate() {
-        let expected = batched(n, &g.nodes[g.inputs[slot]].output_shape);
-        if x.shape() != expected.as_slice() {
-            return Err(Error::mismatch(
-                format!(
-                    "input `{}` of shape {}",
-                    g.input_names[slot],
-                    crate::model::layers::keras_shape(&g.nodes[g.inputs[slot]].output_shape)
-                ),
-                format!("shape {:?}", x.shape()),
-            ));
-        }
-    }
+    let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
+    let n = g.check_inputs(&shapes)?;
     let training = mode == Mode::Training;
     let mut trace = Trace {
         values: Vec::with_capacity(g.nodes.len()),
@@ -132,7 +113,7 @@ pub fn forward(
         let li = node.layer.expect("non-input nodes call a layer");
         let layer = &model.layers[li];
         let xs: Vec<&ArrayD<f32>> = node.inputs.iter().map(|&i| &trace.values[i]).collect();
-        let out_shape = batched(n, &node.output_shape);
+        let out_shape = with_batch(n, &node.output_shape);
         let mut activity_of =
             |y: &ArrayD<f32>, r: Option<crate::model::Regularizer>| -> Result<()> {
                 if let Some(r) = r {
@@ -382,7 +363,7 @@ pub fn train_step(
     // `CompileLoss.call`: `sum(loss_weight * loss_i)` in output order.
     let mut compiled = 0.0f32;
     for ((o, spec), target) in trace.outputs(model).into_iter().zip(losses).zip(targets) {
-        let y2 = rows(o).to_owned();
+        let y2 = output_rows(o);
         let (value, mut dy) = spec.loss.loss_and_grad(y2.view(), *target);
         output_losses.push(value);
         match spec.weight {
@@ -395,7 +376,8 @@ pub fn train_step(
         output_grads.push(shaped(dy, o.shape()));
         y_pred.push(y2);
     }
-    let updates = trace.updates.clone();
+    let mut trace = trace;
+    let updates = std::mem::take(&mut trace.updates);
     let mut per_layer = backward(model, trace, output_grads)?.vars;
     let mut penalties = 0.0f32;
     for (k, v) in vars.iter().enumerate() {

@@ -121,11 +121,7 @@ pub fn prepare(model: &Model, o: &CompileOverrides, for_training: bool) -> Resul
     Ok(Prepared {
         trainer: Trainer {
             loss,
-            metrics: if heads.is_empty() {
-                metrics
-            } else {
-                Vec::new()
-            },
+            metrics,
             optimizer,
             heads,
         },

@@ -147,26 +147,12 @@ impl Dataset {
                 format!("{} and {}", xs.len(), ys.len()),
             ));
         }
-        let n = xs.first().map_or(0, |x| x.shape()[0]);
+        let shapes: Vec<&[usize]> = xs.iter().map(F32Data::shape).collect();
+        let n = g.check_inputs(&shapes)?;
         if n == 0 {
             return Err(Error::mismatch("at least one data row", "an empty array"));
         }
         for (slot, x) in xs.iter().enumerate() {
-            let shape = g.input_shapes()[slot];
-            if x.shape().len() != shape.len() + 1 || x.shape()[1..] != *shape || x.shape()[0] != n {
-                return Err(Error::mismatch(
-                    format!(
-                        "input `{}` of shape ({n}, {})",
-                        g.input_names[slot],
-                        shape
-                            .iter()
-                            .map(usize::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    format!("shape {:?}", x.shape()),
-                ));
-            }
             if let Some(i) = x.first_non_finite() {
                 return Err(Error::invalid(format!(
                     "input `{}` value {i} (in C order) is not finite",
@@ -676,11 +662,7 @@ impl Trainer {
                 let mut losses = Vec::new();
                 let mut preds = Vec::new();
                 for ((o, h), yt) in trace.outputs(model).into_iter().zip(&self.heads).zip(&ys) {
-                    let last = *o.shape().last().unwrap_or(&1);
-                    let y = o
-                        .to_owned()
-                        .into_shape_with_order((o.len() / last.max(1), last))
-                        .map_err(|e| Error::invalid(e.to_string()))?;
+                    let y = graph::output_rows(o);
                     let l = h.loss.loss_and_grad(y.view(), yt.view()).0;
                     compiled += h.weight.map_or(l, |w| l * w);
                     losses.push(l);
@@ -705,13 +687,7 @@ impl Trainer {
                 let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
                 let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
                 let trace = graph::forward(model, &views, Mode::Inference, &mut rng)?;
-                let out = trace.outputs(model)[0];
-                let last = *out.shape().last().unwrap_or(&1);
-                let y = out
-                    .to_owned()
-                    .into_shape_with_order((out.len() / last.max(1), last))
-                    .map_err(|e| Error::invalid(e.to_string()))?;
-                (y, trace.activity)
+                (graph::output_rows(trace.outputs(model)[0]), trace.activity)
             };
             let compiled = self.loss.loss_and_grad(y_pred.view(), yb.view()).0;
             let loss = compiled + activity + penalties;

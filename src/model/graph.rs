@@ -4,6 +4,8 @@
 //! one layer (shared layers); nested Sequential/Functional models are
 //! flattened into the graph (their layers keep their weight paths).
 
+use crate::error::{Error, Result};
+
 /// One call of a layer (or a model input).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -60,25 +62,43 @@ impl Graph {
             .collect()
     }
 
+    /// Check one `[n, ...]` shape per model input, in `model.inputs` order,
+    /// all with the same number of rows; returns that number.
+    pub fn check_inputs(&self, shapes: &[&[usize]]) -> Result<usize> {
+        if shapes.len() != self.inputs.len() {
+            return Err(Error::mismatch(
+                format!(
+                    "{} model inputs ({})",
+                    self.inputs.len(),
+                    self.input_names.join(", ")
+                ),
+                shapes.len(),
+            ));
+        }
+        let n = shapes.first().and_then(|s| s.first()).copied().unwrap_or(0);
+        for ((shape, want), name) in shapes
+            .iter()
+            .zip(self.input_shapes())
+            .zip(&self.input_names)
+        {
+            if shape.len() != want.len() + 1 || shape[1..] != *want || shape[0] != n {
+                return Err(Error::mismatch(
+                    format!(
+                        "input `{name}` of shape {} with {n} rows like the first input",
+                        crate::model::layers::keras_shape(want)
+                    ),
+                    format!("shape {shape:?}"),
+                ));
+            }
+        }
+        Ok(n)
+    }
+
     /// Per-sample shape of each model output.
     pub fn output_shapes(&self) -> Vec<&[usize]> {
         self.outputs
             .iter()
             .map(|&n| &self.nodes[n].output_shape[..])
             .collect()
-    }
-
-    /// How many nodes read each node's output (model outputs count once).
-    pub fn consumers(&self) -> Vec<usize> {
-        let mut count = vec![0usize; self.nodes.len()];
-        for node in &self.nodes {
-            for &i in &node.inputs {
-                count[i] += 1;
-            }
-        }
-        for &o in &self.outputs {
-            count[o] += 1;
-        }
-        count
     }
 }

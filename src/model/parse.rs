@@ -761,7 +761,7 @@ fn build_layer(
                 return Err(Error::unsupported("layer class", other, &supported));
             };
             let (vars_path, stored) = stored_vars(weights, r)?;
-            let op = builder(&BuildCx {
+            let mut op = builder(&BuildCx {
                 class_name: other,
                 name: &r.name,
                 config: c,
@@ -769,7 +769,6 @@ fn build_layer(
                 stored: &stored,
                 vars_path: &vars_path,
             })?;
-            let mut op = op;
             op.set_trainable(trainable);
             LayerKind::Op(op)
         }

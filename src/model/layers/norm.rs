@@ -408,12 +408,6 @@ pub fn build_batch_norm(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
 }
 
 impl BatchNorm {
-    /// Whether the layer is trainable (a non-trainable BatchNormalization
-    /// runs in inference mode when training).
-    pub fn trainable(&self) -> bool {
-        self.trainable
-    }
-
     fn channels(&self) -> usize {
         self.input[self.axis - 1]
     }
