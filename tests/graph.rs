@@ -1,6 +1,8 @@
 //! Graph models against real Keras: for every case in
 //! `fixtures/graph/manifest.json` (made by `fixtures/generate_graph.py` with
-//! Keras 3.15.1 on JAX) `kerasrs predict` on the case's inputs must match
+//! Keras 3.15.1 on JAX; image models: `fixtures/conv/` and `fixtures/pool/`,
+//! same format, from `generate_conv.py` and `generate_pool.py`),
+//! `kerasrs predict` on the case's inputs must match
 //! Keras's `model.predict` within 1e-5, parameter counts must equal Keras's,
 //! and — for cases without training-time randomness — `kerasrs finetune
 //! --no-shuffle` must end within 1e-5 of every weight (BatchNormalization's
@@ -55,9 +57,11 @@ struct Case {
     predict_only: bool,
 }
 
-fn manifest() -> Manifest {
-    let path = fixtures_dir().join("graph/manifest.json");
-    let text = std::fs::read_to_string(path).expect("fixtures/graph/manifest.json");
+/// The manifest of one suite (`graph`, `conv`, `pool`: same format).
+fn manifest_of(suite: &str) -> Manifest {
+    let path = fixtures_dir().join(format!("{suite}/manifest.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("fixtures/{suite}/manifest.json: {e}"));
     serde_json::from_str(&text).expect("graph manifest parses")
 }
 
@@ -184,9 +188,10 @@ fn check_fit(case: &Case, dir: &Path) -> Result<(), String> {
     )
 }
 
-#[test]
-fn graph_models_match_keras() {
-    let m = manifest();
+/// Every case of a suite: counts, predictions and (unless predict-only)
+/// the fit, each against Keras.
+fn suite_matches_keras(suite: &str) {
+    let m = manifest_of(suite);
     assert_eq!(m.keras_version, "3.15.1");
     assert!(!m.cases.is_empty());
     let dir = tempfile::tempdir().unwrap();
@@ -206,7 +211,7 @@ fn graph_models_match_keras() {
         }
     }
     println!(
-        "{} graph cases ({fits} fits), {} failures",
+        "{} {suite} cases ({fits} fits), {} failures",
         m.cases.len(),
         failures.len()
     );
@@ -216,6 +221,11 @@ fn graph_models_match_keras() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn graph_models_match_keras() {
+    suite_matches_keras("graph");
 }
 
 fn weights_of(path: &Path) -> BTreeMap<String, Vec<f32>> {

@@ -865,6 +865,11 @@ def check_prune_case(case, args, out_dir, outputs):
 # --------------------------------------------------------------------------
 
 GRAPH_MANIFEST = os.path.join("graph", "manifest.json")
+# Suites in the same format (made by generate_conv.py and generate_pool.py).
+EXTRA_GRAPH_MANIFESTS = [
+    os.path.join("conv", "manifest.json"),
+    os.path.join("pool", "manifest.json"),
+]
 # Cases pruned by ``graph-prune``: each has Dense kernels (a shared layer,
 # two outputs, Dense around normalization layers).
 GRAPH_PRUNE_CASES = ["residual_shared_mlp", "ticket_two_outputs", "bn_ln_mlp"]
@@ -1130,6 +1135,14 @@ def main(argv=None):
         if graph is None:
             return 2
         graph_cases = graph["cases"]
+        # The image-model suites share the graph fixtures' manifest format.
+        for extra in EXTRA_GRAPH_MANIFESTS:
+            extra_path = os.path.join(args.fixtures, extra)
+            if os.path.exists(extra_path):
+                more = load_manifest(extra_path)
+                if more is None:
+                    return 2
+                graph_cases = graph_cases + more["cases"]
         unknown = set(GRAPH_PRUNE_CASES) - {c["name"] for c in graph_cases}
         if unknown:
             print(
