@@ -228,6 +228,11 @@ fn graph_models_match_keras() {
     suite_matches_keras("graph");
 }
 
+#[test]
+fn conv_models_match_keras() {
+    suite_matches_keras("conv");
+}
+
 fn weights_of(path: &Path) -> BTreeMap<String, Vec<f32>> {
     let file = KerasFile::open(path).unwrap();
     let mut all = BTreeMap::new();

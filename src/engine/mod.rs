@@ -6,6 +6,7 @@ pub mod forward;
 pub mod fpmode;
 pub mod gemm;
 pub mod graph;
+pub mod im2col;
 pub mod loss;
 pub mod metrics;
 pub mod optimizer;

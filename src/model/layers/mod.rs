@@ -12,6 +12,7 @@
 //! (no batch axis).
 
 pub mod activations;
+pub mod conv;
 pub mod merge;
 pub mod noise;
 pub mod norm;
@@ -361,6 +362,16 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("PReLU", activations::build_prelu),
     ("ELU", activations::build_elu),
     ("Softmax", activations::build_softmax),
+    ("Conv1D", conv::build),
+    ("Conv2D", conv::build),
+    ("Conv3D", conv::build),
+    ("DepthwiseConv1D", conv::build),
+    ("DepthwiseConv2D", conv::build),
+    ("SeparableConv1D", conv::build),
+    ("SeparableConv2D", conv::build),
+    ("Conv1DTranspose", conv::build),
+    ("Conv2DTranspose", conv::build),
+    ("Conv3DTranspose", conv::build),
     ("SpatialDropout1D", noise::build_spatial_dropout),
     ("SpatialDropout2D", noise::build_spatial_dropout),
     ("SpatialDropout3D", noise::build_spatial_dropout),
