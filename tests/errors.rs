@@ -90,10 +90,13 @@ fn bias_present_without_use_bias() {
 fn unknown_layer_class() {
     let dir = tempfile::tempdir().unwrap();
     let path = edited(dir.path(), "conv.keras", |f| {
-        f.config["config"]["layers"][2]["class_name"] = "Conv2D".into();
+        f.config["config"]["layers"][2]["class_name"] = "ConvLSTM2D".into();
     });
     let err = fails(&["load", s(&path)]);
-    assert!(err.contains("unsupported layer class `Conv2D`"), "{err}");
+    assert!(
+        err.contains("unsupported layer class `ConvLSTM2D`"),
+        "{err}"
+    );
     assert!(err.contains("Dense"), "{err}");
 }
 

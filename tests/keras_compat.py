@@ -731,12 +731,21 @@ PRUNE_CASES = [
 ]
 
 
+KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
+
+
 def dense_kernels(model):
-    return [
-        (layer.name, np.asarray(keras.ops.convert_to_numpy(layer.kernel)))
-        for layer in model.layers
-        if isinstance(layer, keras.layers.Dense)
-    ]
+    """(``layer/variable``, value) of every Dense and convolution kernel, in
+    ``model.layers`` order (what ``kerasrs prune`` prunes)."""
+    out = []
+    for layer in model.layers:
+        for v in layer.weights:
+            if v.name in KERNEL_NAMES and not isinstance(
+                layer, keras.layers.BatchNormalization
+            ):
+                out.append((f"{layer.name}/{v.name}",
+                            np.asarray(keras.ops.convert_to_numpy(v))))
+    return out
 
 
 def load_quietly(path):
@@ -841,14 +850,14 @@ def check_prune_case(case, args, out_dir, outputs):
         pruned_total += int(zeros.sum())
         nonzero = int(np.count_nonzero(after[zeros]))
         if nonzero or np.any(np.signbit(after[zeros])):
-            failures.append(f"{name}/kernel: {nonzero} expected zeros are not 0.0")
+            failures.append(f"{name}: {nonzero} expected zeros are not 0.0")
         if case["exact"]:
             if not same_bits(after[~zeros], before[~zeros]):
-                failures.append(f"{name}/kernel: unpruned weights changed")
+                failures.append(f"{name}: unpruned weights changed")
         elif np.array_equal(after[~zeros], before[~zeros]):
-            failures.append(f"{name}/kernel: nothing trained")
+            failures.append(f"{name}: nothing trained")
         for slot, value in slots.items():
-            if slot.startswith(f"{name}_kernel_") and value.shape == zeros.shape:
+            if slot.startswith(f"{name.replace('/', '_')}_") and value.shape == zeros.shape:
                 if np.count_nonzero(value[zeros]):
                     failures.append(
                         f"optimizer {slot} is not reset at the pruned positions"
@@ -871,8 +880,13 @@ EXTRA_GRAPH_MANIFESTS = [
     os.path.join("pool", "manifest.json"),
 ]
 # Cases pruned by ``graph-prune``: each has Dense kernels (a shared layer,
-# two outputs, Dense around normalization layers).
-GRAPH_PRUNE_CASES = ["residual_shared_mlp", "ticket_two_outputs", "bn_ln_mlp"]
+# two outputs, Dense around normalization layers) or convolution kernels.
+GRAPH_PRUNE_CASES = [
+    "residual_shared_mlp", "ticket_two_outputs", "bn_ln_mlp",
+    # Convolution kernels of every kind.
+    "conv2d_strides_dilation", "depthwise2d_multiplier", "separable2d_strides",
+    "conv2d_transpose_paddings", "resnet_block_bn",
+]
 GRAPH_PRUNE_THRESHOLD = 0.05
 
 

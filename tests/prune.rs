@@ -391,7 +391,7 @@ fn masks_match_the_zeroed_positions() {
         .iter()
         .zip(vars.into_iter().zip(variables(&before)))
     {
-        assert_eq!((mask.layer, mask.bias), (layer, kind == WeightKind::Bias));
+        assert_eq!((mask.layer, mask.kind), (layer, kind));
         assert_eq!(mask.pruned.len(), values.len());
         for ((p, w), o) in mask.pruned.iter().zip(values).zip(orig) {
             if *p {
@@ -473,7 +473,7 @@ fn bad_arguments_fail_with_one_line_and_no_output() {
         err.contains("layer `flatten` is a `Flatten` layer"),
         "{err}"
     );
-    assert!(err.contains("Dense layers: dense"), "{err}");
+    assert!(err.contains("layers with kernels: dense"), "{err}");
     assert!(!out.exists());
     // The leftover temporary files of an atomic write would show here too.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

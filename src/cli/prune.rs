@@ -1,4 +1,5 @@
-//! `kerasrs prune`: zero small Dense weights and write a new model.
+//! `kerasrs prune`: zero small Dense and convolution weights (or whole
+//! filters) and write a new model.
 
 use std::path::PathBuf;
 
@@ -7,8 +8,9 @@ use anyhow::{Context, Result, bail};
 use crate::Model;
 use crate::prune::{PruneCriterion, PruneSpec, prune, zero_optimizer_slots};
 
-/// Magnitude pruning: zero Dense kernel weights (and biases with
-/// `--include-bias`) by threshold or to a sparsity, and write the pruned model.
+/// Magnitude pruning: zero Dense and convolution kernel weights (and biases
+/// with `--include-bias`) by threshold or to a sparsity, or whole filters with
+/// `--structured filters`, and write the pruned model.
 /// Every weight not pruned keeps its exact value.
 ///
 /// `--threshold T` prunes every weight with |w| < T. `--sparsity S` prunes the
@@ -21,6 +23,7 @@ use crate::prune::{PruneCriterion, PruneSpec, prune, zero_optimizer_slots};
       kerasrs prune model.keras --threshold 0.01 --output pruned.keras\n  \
       kerasrs prune model.keras --sparsity 0.5 --output pruned.keras\n  \
       kerasrs prune model.keras --sparsity 0.8 --global --include-bias --output pruned.keras\n  \
+      kerasrs prune cnn.keras --structured filters --sparsity 0.25 --output thin.keras\n  \
       kerasrs prune model.keras --threshold 1e-3 --layers dense,dense_1 --output pruned.keras --json")]
 pub struct Args {
     /// The `.keras` model file.
@@ -36,12 +39,21 @@ pub struct Args {
     /// for the whole model) instead of per variable.
     #[arg(long)]
     global: bool,
-    /// Only prune these Dense layers (comma-separated names).
+    /// Only prune these layers (comma-separated names of Dense or
+    /// convolution layers).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     layers: Option<Vec<String>>,
-    /// Prune biases too (by default only kernels).
+    /// Prune biases too (by default only kernels). With `--structured`, the
+    /// bias entries of the cut channels.
     #[arg(long)]
     include_bias: bool,
+    /// Structured pruning: cut whole output channels (convolution filters,
+    /// Dense units) ranked by the L1 norm Σ|w| of their weights. With
+    /// `--threshold T` a channel goes when Σ|w| < T; with `--sparsity S`,
+    /// the round(S·F) weakest of each kernel's F channels (all kernels'
+    /// channels together with `--global`).
+    #[arg(long, value_name = "WHAT")]
+    structured: Option<Structure>,
     /// Where to write the pruned model.
     #[arg(long, short)]
     output: PathBuf,
@@ -51,6 +63,14 @@ pub struct Args {
     /// Print the per-variable report as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// What `--structured` cuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Structure {
+    /// Output channels: convolution filters, Dense units.
+    #[value(alias = "units", alias = "channels")]
+    Filters,
 }
 
 impl Args {
@@ -73,6 +93,7 @@ impl Args {
             criterion,
             layers: self.layers.clone(),
             include_bias: self.include_bias,
+            structured: self.structured.is_some(),
         };
         spec.validate()?;
         Ok(spec)

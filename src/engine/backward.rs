@@ -73,6 +73,18 @@ pub fn trainable_variables(model: &Model) -> Vec<VarRef> {
     vars
 }
 
+/// The variable reference of weight `index` (`vars/index`) of layer
+/// `layer`: a Dense layer's kernel (0) or bias (1), else the layer's own
+/// variable.
+pub fn var_ref(model: &Model, layer: usize, index: usize) -> VarRef {
+    let kind = match (model.layers[layer].op(), index) {
+        (Some(_), i) => VarKind::Op(i),
+        (None, 0) => VarKind::Kernel,
+        (None, _) => VarKind::Bias,
+    };
+    VarRef { layer, kind }
+}
+
 /// The shape of a trainable variable.
 pub fn var_shape(model: &Model, v: VarRef) -> Vec<usize> {
     if let (VarKind::Op(i), Some(op)) = (v.kind, model.layers[v.layer].op()) {

@@ -27,7 +27,7 @@
 //!    is the union of its `--keep-sparsity` mask (weights exactly zero when
 //!    training starts) and its current pruning mask.
 //!
-//! Only trainable Dense variables are touched: kernels, and biases with
+//! Only trainable Dense and convolution variables are touched: kernels, and biases with
 //! `mask_bias` (a zero-initialized bias is the norm, not a pruned weight,
 //! so biases are free by default). Frozen layers get no update anyway and
 //! are never pruned here.
@@ -37,7 +37,7 @@ use super::optimizer::Optimizer;
 use super::train::{FitPlan, Logs, StepHook};
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::prune::{PruneSpec, prune};
+use crate::prune::{PruneSpec, WeightKind, prune};
 
 /// How the L1 part of weight regularizers enters training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -185,14 +185,23 @@ impl SparsifyOptions {
     }
 }
 
-/// The fraction of exact zeros (`0.0` or `-0.0`) over all Dense kernels
-/// (frozen ones included); 0 for a model without Dense weights.
+/// The fraction of exact zeros (`0.0` or `-0.0`) over all Dense and
+/// convolution kernels (frozen ones included); 0 for a model without any.
 pub fn kernel_sparsity(model: &Model) -> f64 {
     let (mut zeros, mut total) = (0usize, 0usize);
     for layer in &model.layers {
+        if !crate::prune::has_weights(layer) {
+            continue;
+        }
         if let Some(d) = layer.dense() {
             zeros += d.kernel.iter().filter(|w| **w == 0.0).count();
             total += d.kernel.len();
+        }
+        for var in layer.op().map(|op| op.vars()).unwrap_or_default() {
+            if WeightKind::from_role(var.role).is_some_and(WeightKind::is_kernel) {
+                zeros += var.value.iter().filter(|w| **w == 0.0).count();
+                total += var.value.len();
+            }
         }
     }
     if total == 0 {
@@ -248,8 +257,19 @@ impl Sparsifier {
         }
     }
 
-    fn covers(&self, v: VarRef) -> bool {
-        v.kind == VarKind::Kernel || (v.kind == VarKind::Bias && self.options.mask_bias)
+    fn covers(&self, model: &Model, v: VarRef) -> bool {
+        let kind = match v.kind {
+            VarKind::Kernel => Some(WeightKind::Kernel),
+            VarKind::Bias => Some(WeightKind::Bias),
+            VarKind::Op(i) => {
+                let layer = &model.layers[v.layer];
+                layer
+                    .op()
+                    .filter(|_| crate::prune::has_weights(layer))
+                    .and_then(|op| WeightKind::from_role(op.vars()[i].role))
+            }
+        };
+        kind.is_some_and(|k| k.is_kernel() || self.options.mask_bias)
     }
 
     /// Recompute the pruning masks at sparsity `s` (zeroing weights).
@@ -264,15 +284,8 @@ impl Sparsifier {
         };
         let report = prune(model, &spec)?;
         for mask in report.masks {
-            let kind = if mask.bias {
-                VarKind::Bias
-            } else {
-                VarKind::Kernel
-            };
-            if let Some(i) = vars
-                .iter()
-                .position(|v| v.layer == mask.layer && v.kind == kind)
-            {
+            let var = super::backward::var_ref(model, mask.layer, mask.var);
+            if let Some(i) = vars.iter().position(|v| *v == var) {
                 self.pruned[i] = Some(mask.pruned);
             }
         }
@@ -326,7 +339,7 @@ impl StepHook for Sparsifier {
         self.keep = vars
             .iter()
             .map(|&v| {
-                (self.options.keep_sparsity && self.covers(v))
+                (self.options.keep_sparsity && self.covers(model, v))
                     .then(|| var_values_mut(model, v).iter().map(|w| *w == 0.0).collect())
             })
             .collect();

@@ -1,8 +1,11 @@
-//! Magnitude pruning of Dense weights, and sparsity reports.
+//! Magnitude pruning of Dense and convolution weights, and sparsity
+//! reports.
 //!
 //! Everything here goes through one parameter visitor ([`params`] /
-//! [`params_mut`]): the Dense kernels and biases of a model, in layer order,
-//! each as a flat list in C order (a kernel `[in, out]` row by row). A
+//! [`params_mut`]): the kernels and biases of a model's Dense and convolution
+//! layers (Conv, Depthwise, Separable depthwise and pointwise, Transpose), in
+//! layer order, each as a flat list in C order (a Dense kernel `[in, out]`
+//! row by row, a Conv2D kernel `[h, w, in, filters]` filter index fastest). A
 //! position in a tensor is its index in that list, so masks, ties and
 //! reports all mean the same thing.
 //!
@@ -33,30 +36,55 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{LayerKind, Model};
+use crate::model::Model;
 
 use rank::smallest;
 pub use rank::sparsity_count;
 
 pub use sparsity::{FeatureRow, FeatureSelection, SparsityReport, TensorSparsity, sparsity_report};
 
-/// Which variable of a Dense layer.
+/// Which variable of a layer with weights (Dense and the convolutions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum WeightKind {
-    /// The kernel `[in, out]` (`vars/0`).
+    /// A kernel: Dense `[in, out]`, convolution `kernel_size + (in, filters)`,
+    /// depthwise `kernel_size + (in, multiplier)`, transposed
+    /// `kernel_size + (filters, in)`.
     Kernel,
-    /// The bias `[out]` (`vars/1`).
+    /// A separable convolution's depthwise kernel.
+    DepthwiseKernel,
+    /// A separable convolution's pointwise kernel `(1, …, in, filters)`.
+    PointwiseKernel,
+    /// A bias `[out]`.
     Bias,
 }
 
 impl WeightKind {
-    /// `kernel` or `bias`.
+    /// Keras's variable name: `kernel`, `depthwise_kernel`,
+    /// `pointwise_kernel` or `bias`.
     pub fn name(self) -> &'static str {
         match self {
             WeightKind::Kernel => "kernel",
+            WeightKind::DepthwiseKernel => "depthwise_kernel",
+            WeightKind::PointwiseKernel => "pointwise_kernel",
             WeightKind::Bias => "bias",
         }
+    }
+
+    /// The kind of a variable with this Keras name, if prunable.
+    pub fn from_role(role: &str) -> Option<Self> {
+        Some(match role {
+            "kernel" => WeightKind::Kernel,
+            "depthwise_kernel" => WeightKind::DepthwiseKernel,
+            "pointwise_kernel" => WeightKind::PointwiseKernel,
+            "bias" => WeightKind::Bias,
+            _ => return None,
+        })
+    }
+
+    /// Every kind but the bias.
+    pub fn is_kernel(self) -> bool {
+        self != WeightKind::Bias
     }
 }
 
@@ -66,48 +94,155 @@ impl fmt::Display for WeightKind {
     }
 }
 
-/// One Dense variable, read-only.
+/// Which axes of a kernel are its input and output channels, for the
+/// per-channel columns of the sparsity report and structured pruning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelAxes {
+    /// The input-channel axis.
+    pub input: usize,
+    /// The output-channel axes, `start..end` (adjacent; a depthwise kernel's
+    /// `(in, multiplier)` pairs are its output channels).
+    pub output: (usize, usize),
+}
+
+impl ChannelAxes {
+    /// Per channel along the axes `start..end` of a C-order tensor of this
+    /// shape: (`Σ|w|` in float64, count of nonzero weights).
+    pub fn reduce(
+        shape: &[usize],
+        (start, end): (usize, usize),
+        values: &[f32],
+    ) -> Vec<(f64, usize)> {
+        let inner: usize = shape[end..].iter().product();
+        let channels: usize = shape[start..end].iter().product();
+        let mut out = vec![(0.0f64, 0usize); channels];
+        if inner == 0 || channels == 0 {
+            return out;
+        }
+        for (j, w) in values.iter().enumerate() {
+            let c = (j / inner) % channels;
+            out[c].0 += f64::from(w.abs());
+            if *w != 0.0 {
+                out[c].1 += 1;
+            }
+        }
+        out
+    }
+
+    /// [`ChannelAxes::reduce`] over the output channels.
+    pub fn outputs(&self, shape: &[usize], values: &[f32]) -> Vec<(f64, usize)> {
+        Self::reduce(shape, self.output, values)
+    }
+
+    /// [`ChannelAxes::reduce`] over the input channels.
+    pub fn inputs(&self, shape: &[usize], values: &[f32]) -> Vec<(f64, usize)> {
+        Self::reduce(shape, (self.input, self.input + 1), values)
+    }
+}
+
+/// One prunable variable, read-only.
 #[derive(Debug, Clone)]
 pub struct ParamView {
     /// Index of the layer in [`Model::layers`].
     pub layer: usize,
     /// The layer's name.
     pub layer_name: String,
+    /// Index of the variable among the layer's weights (`vars/i`).
+    pub var: usize,
     /// Kernel or bias.
     pub kind: WeightKind,
     /// The variable's shape.
     pub shape: Vec<usize>,
     /// The values in C order.
     pub values: Vec<f32>,
+    /// For kernels: where the channels are.
+    pub channels: Option<ChannelAxes>,
 }
 
-/// The Dense kernels and biases of a model, in layer order (kernel before
-/// bias), values in C order.
+/// Channel axes of a kernel of `rank` axes in a layer of this class: Dense
+/// `[in, out]` and convolutions `(…, in, filters)`; transposed convolutions
+/// `(…, filters, in)`; depthwise kernels `(…, in, multiplier)`.
+fn channel_axes(class: &str, kind: WeightKind, rank: usize) -> Option<ChannelAxes> {
+    if !kind.is_kernel() || rank < 2 {
+        return None;
+    }
+    let (r1, r2) = (rank - 1, rank - 2);
+    Some(if class.ends_with("Transpose") {
+        ChannelAxes {
+            input: r1,
+            output: (r2, r1),
+        }
+    } else if class.starts_with("Depthwise") || kind == WeightKind::DepthwiseKernel {
+        ChannelAxes {
+            input: r2,
+            output: (r2, rank),
+        }
+    } else {
+        ChannelAxes {
+            input: r2,
+            output: (r1, rank),
+        }
+    })
+}
+
+/// True when a layer has prunable weights (a Dense layer, or a layer whose
+/// variables include a kernel: the convolutions).
+pub fn has_weights(layer: &crate::model::Layer) -> bool {
+    match layer.op() {
+        Some(op) => op
+            .vars()
+            .iter()
+            .any(|v| WeightKind::from_role(v.role).is_some_and(WeightKind::is_kernel)),
+        None => layer.dense().is_some(),
+    }
+}
+
+/// The prunable variables of a model (Dense and convolution kernels and
+/// biases), in layer order and each layer's weights order (kernels before
+/// the bias), values in C order.
 pub fn params(model: &Model) -> Vec<ParamView> {
     let mut out = Vec::new();
     for (index, layer) in model.layers.iter().enumerate() {
-        let Some(dense) = layer.dense() else { continue };
-        out.push(ParamView {
+        if !has_weights(layer) {
+            continue;
+        }
+        let view = |var: usize, kind: WeightKind, shape: &[usize], values: Vec<f32>| ParamView {
             layer: index,
             layer_name: layer.name.clone(),
-            kind: WeightKind::Kernel,
-            shape: dense.kernel.shape().to_vec(),
-            values: dense.kernel.iter().copied().collect(),
-        });
+            var,
+            kind,
+            shape: shape.to_vec(),
+            values,
+            channels: channel_axes(&layer.class_name, kind, shape.len()),
+        };
+        if let Some(op) = layer.op() {
+            for (v, var) in op.vars().iter().enumerate() {
+                if let Some(kind) = WeightKind::from_role(var.role) {
+                    out.push(view(
+                        v,
+                        kind,
+                        var.value.shape(),
+                        var.value.iter().copied().collect(),
+                    ));
+                }
+            }
+            continue;
+        }
+        let Some(dense) = layer.dense() else { continue };
+        out.push(view(
+            0,
+            WeightKind::Kernel,
+            dense.kernel.shape(),
+            dense.kernel.iter().copied().collect(),
+        ));
         if let Some(bias) = &dense.bias {
-            out.push(ParamView {
-                layer: index,
-                layer_name: layer.name.clone(),
-                kind: WeightKind::Bias,
-                shape: bias.shape().to_vec(),
-                values: bias.to_vec(),
-            });
+            out.push(view(1, WeightKind::Bias, bias.shape(), bias.to_vec()));
         }
     }
     out
 }
 
-/// Visit one Dense variable mutably: `f` gets its values in C order.
+/// Visit one prunable variable mutably: `f` gets its values in C order.
 /// Returns `false` when layer `layer` has no such variable.
 pub fn params_mut(
     model: &mut Model,
@@ -115,15 +250,33 @@ pub fn params_mut(
     kind: WeightKind,
     f: impl FnOnce(&mut dyn Iterator<Item = &mut f32>),
 ) -> bool {
-    let Some(dense) = model.layers.get_mut(layer).and_then(|l| l.dense_mut()) else {
+    let Some(l) = model.layers.get_mut(layer) else {
+        return false;
+    };
+    if !has_weights(l) {
+        return false;
+    }
+    if let Some(op) = l.op_mut() {
+        let Some(var) = op
+            .vars_mut()
+            .iter_mut()
+            .find(|v| WeightKind::from_role(v.role) == Some(kind))
+        else {
+            return false;
+        };
+        f(&mut var.value.iter_mut());
+        return true;
+    }
+    let Some(dense) = l.dense_mut() else {
         return false;
     };
     match kind {
-        WeightKind::Kernel => f(&mut dense.kernel.iter_mut()),
         WeightKind::Bias => match &mut dense.bias {
             Some(b) => f(&mut b.iter_mut()),
             None => return false,
         },
+        WeightKind::Kernel => f(&mut dense.kernel.iter_mut()),
+        _ => return false,
     }
     true
 }
@@ -151,29 +304,35 @@ pub enum PruneCriterion {
 pub struct PruneSpec {
     /// How weights are chosen.
     pub criterion: PruneCriterion,
-    /// Names of the Dense layers to prune; `None` means every Dense layer
-    /// (frozen ones too: trainability does not matter to pruning).
+    /// Names of the layers to prune; `None` means every Dense and
+    /// convolution layer (frozen ones too: trainability does not matter to
+    /// pruning).
     pub layers: Option<Vec<String>>,
     /// Prune biases too (kernels only by default).
     pub include_bias: bool,
+    /// Prune whole output channels (Dense units, convolution filters) by
+    /// the L1 norm of their weights instead of single weights.
+    pub structured: bool,
 }
 
 impl PruneSpec {
-    /// Prune every Dense kernel by threshold.
+    /// Prune every kernel by threshold.
     pub fn threshold(threshold: f64) -> Self {
         PruneSpec {
             criterion: PruneCriterion::Threshold { threshold },
             layers: None,
             include_bias: false,
+            structured: false,
         }
     }
 
-    /// Prune every Dense kernel to a sparsity, per tensor or globally.
+    /// Prune every kernel to a sparsity, per tensor or globally.
     pub fn sparsity(sparsity: f64, global: bool) -> Self {
         PruneSpec {
             criterion: PruneCriterion::Sparsity { sparsity, global },
             layers: None,
             include_bias: false,
+            structured: false,
         }
     }
 
@@ -206,8 +365,10 @@ impl PruneSpec {
 pub struct PrunedMask {
     /// Index of the layer in [`Model::layers`].
     pub layer: usize,
-    /// `false` for the kernel, `true` for the bias.
-    pub bias: bool,
+    /// Index of the variable among the layer's weights (`vars/i`).
+    pub var: usize,
+    /// Which variable.
+    pub kind: WeightKind,
     /// One flag per weight, in C order: `true` where the weight was pruned.
     pub pruned: Vec<bool>,
 }
@@ -236,7 +397,11 @@ pub struct PruneRow {
     /// `|w| <= t`), `None` when nothing was pruned.
     pub threshold: Option<f64>,
     /// Whether `threshold` is inclusive (`<=`, sparsity) or strict (`<`).
+    /// With structured pruning a threshold bounds each channel's `Σ|w|`.
     pub threshold_inclusive: bool,
+    /// Structured pruning: output channels (units, filters) cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruned_channels: Option<usize>,
 }
 
 /// What [`prune`] did.
@@ -267,20 +432,20 @@ fn count_zeros(values: &[f32]) -> usize {
     values.iter().filter(|v| **v == 0.0).count()
 }
 
-/// Which layers a spec selects (indices of Dense layers, in order).
+/// Which layers a spec selects (indices of layers with weights, in order).
 fn selected_layers(model: &Model, spec: &PruneSpec) -> Result<Vec<usize>> {
-    let dense: Vec<usize> = model
+    let weighted: Vec<usize> = model
         .layers
         .iter()
         .enumerate()
-        .filter(|(_, l)| matches!(l.kind, LayerKind::Dense(_)))
+        .filter(|(_, l)| has_weights(l))
         .map(|(i, _)| i)
         .collect();
     let Some(names) = &spec.layers else {
-        return Ok(dense);
+        return Ok(weighted);
     };
-    let dense_names = || {
-        dense
+    let weighted_names = || {
+        weighted
             .iter()
             .map(|&i| model.layers[i].name.as_str())
             .collect::<Vec<_>>()
@@ -295,12 +460,12 @@ fn selected_layers(model: &Model, spec: &PruneSpec) -> Result<Vec<usize>> {
                 all.join(", ")
             )));
         };
-        if !dense.contains(&index) {
+        if !weighted.contains(&index) {
             return Err(Error::invalid(format!(
-                "layer `{name}` is a `{}` layer: only Dense weights can be pruned \
-                 (Dense layers: {})",
+                "layer `{name}` is a `{}` layer: only Dense and convolution weights can be \
+                 pruned (layers with kernels: {})",
                 model.layers[index].class_name,
-                dense_names()
+                weighted_names()
             )));
         }
         chosen.push(index);
@@ -310,7 +475,7 @@ fn selected_layers(model: &Model, spec: &PruneSpec) -> Result<Vec<usize>> {
     Ok(chosen)
 }
 
-/// Prune a model's Dense weights in place. Returns the per-variable report and
+/// Prune a model's Dense and convolution weights in place. Returns the per-variable report and
 /// the masks of pruned positions (see the module docs for the exact rules).
 ///
 /// Only the weights change: call [`zero_optimizer_slots`] before saving a
@@ -321,27 +486,31 @@ pub fn prune(model: &mut Model, spec: &PruneSpec) -> Result<PruneReport> {
     let selected: Vec<ParamView> = params(model)
         .into_iter()
         .filter(|p| layers.contains(&p.layer))
-        .filter(|p| spec.include_bias || p.kind == WeightKind::Kernel)
+        .filter(|p| spec.include_bias || p.kind.is_kernel())
         .collect();
     let values: Vec<&[f32]> = selected.iter().map(|p| &p.values[..]).collect();
-    let masks: Vec<Vec<bool>> = match spec.criterion {
-        PruneCriterion::Threshold { threshold } => values
-            .iter()
-            .map(|v| v.iter().map(|w| f64::from(w.abs()) < threshold).collect())
-            .collect(),
-        PruneCriterion::Sparsity {
-            sparsity,
-            global: false,
-        } => values
-            .iter()
-            .map(|v| Ok(smallest(&[v], sparsity_count(sparsity, v.len()))?.remove(0)))
-            .collect::<Result<_>>()?,
-        PruneCriterion::Sparsity {
-            sparsity,
-            global: true,
-        } => {
-            let n = values.iter().map(|v| v.len()).sum();
-            smallest(&values, sparsity_count(sparsity, n))?
+    let masks: Vec<Vec<bool>> = if spec.structured {
+        structured_masks(&selected, spec.criterion)
+    } else {
+        match spec.criterion {
+            PruneCriterion::Threshold { threshold } => values
+                .iter()
+                .map(|v| v.iter().map(|w| f64::from(w.abs()) < threshold).collect())
+                .collect(),
+            PruneCriterion::Sparsity {
+                sparsity,
+                global: false,
+            } => values
+                .iter()
+                .map(|v| Ok(smallest(&[v], sparsity_count(sparsity, v.len()))?.remove(0)))
+                .collect::<Result<_>>()?,
+            PruneCriterion::Sparsity {
+                sparsity,
+                global: true,
+            } => {
+                let n = values.iter().map(|v| v.len()).sum();
+                smallest(&values, sparsity_count(sparsity, n))?
+            }
         }
     };
     let global_bound = match spec.criterion {
@@ -369,8 +538,12 @@ pub fn prune(model: &mut Model, spec: &PruneSpec) -> Result<PruneReport> {
                 }
             }
         });
+        let pruned_channels =
+            (spec.structured && p.kind.is_kernel()).then(|| channels_cut(&p, &mask));
         let (threshold, threshold_inclusive) = match spec.criterion {
             PruneCriterion::Threshold { threshold } => (Some(threshold), false),
+            // Channels were ranked by their norms, not weights by magnitude.
+            PruneCriterion::Sparsity { .. } if spec.structured => (None, true),
             PruneCriterion::Sparsity { global: true, .. } => (global_bound, true),
             PruneCriterion::Sparsity { global: false, .. } => (bound, true),
         };
@@ -389,10 +562,12 @@ pub fn prune(model: &mut Model, spec: &PruneSpec) -> Result<PruneReport> {
             },
             threshold,
             threshold_inclusive,
+            pruned_channels,
         });
         out_masks.push(PrunedMask {
             layer,
-            bias: kind == WeightKind::Bias,
+            var: p.var,
+            kind,
             pruned: mask,
         });
     }
@@ -401,6 +576,112 @@ pub fn prune(model: &mut Model, spec: &PruneSpec) -> Result<PruneReport> {
         rows,
         masks: out_masks,
     })
+}
+
+/// The masks of structured pruning: whole output channels of each selected
+/// kernel, ranked by their L1 norm `Σ|w|` (float64): with a threshold `T`
+/// every channel with `Σ|w| < T`, with a sparsity `S` the `round(S·F)`
+/// channels of smallest norm among a kernel's `F` (or among all selected
+/// kernels' channels with `global`; ties: layer order, then channel index).
+/// A selected bias loses the entries of its layer's pruned output channels
+/// (the last kernel's, when it has one per bias entry).
+fn structured_masks(selected: &[ParamView], criterion: PruneCriterion) -> Vec<Vec<bool>> {
+    let norms: Vec<Option<Vec<f64>>> = selected
+        .iter()
+        .map(|p| {
+            p.channels.map(|axes| {
+                axes.outputs(&p.shape, &p.values)
+                    .into_iter()
+                    .map(|c| c.0)
+                    .collect()
+            })
+        })
+        .collect();
+    let mut cut: Vec<Option<Vec<bool>>> = norms
+        .iter()
+        .map(|n| n.as_ref().map(|n| vec![false; n.len()]))
+        .collect();
+    let rank = |list: &mut Vec<(f64, usize, usize)>, k: usize, cut: &mut Vec<Option<Vec<bool>>>| {
+        list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        for &(_, t, c) in list.iter().take(k) {
+            if let Some(m) = &mut cut[t] {
+                m[c] = true;
+            }
+        }
+    };
+    match criterion {
+        PruneCriterion::Threshold { threshold } => {
+            for (n, m) in norms.iter().zip(&mut cut) {
+                if let (Some(n), Some(m)) = (n, m) {
+                    for (flag, &v) in m.iter_mut().zip(n) {
+                        *flag = v < threshold;
+                    }
+                }
+            }
+        }
+        PruneCriterion::Sparsity { sparsity, global } => {
+            let entries = |t: usize| {
+                norms[t]
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .map(move |(c, &v)| (v, t, c))
+            };
+            if global {
+                let mut all: Vec<(f64, usize, usize)> =
+                    (0..norms.len()).flat_map(entries).collect();
+                let k = sparsity_count(sparsity, all.len());
+                rank(&mut all, k, &mut cut);
+            } else {
+                for t in 0..norms.len() {
+                    let mut list: Vec<(f64, usize, usize)> = entries(t).collect();
+                    let k = sparsity_count(sparsity, list.len());
+                    rank(&mut list, k, &mut cut);
+                }
+            }
+        }
+    }
+    selected
+        .iter()
+        .enumerate()
+        .map(|(t, p)| match (&cut[t], p.channels) {
+            (Some(m), Some(axes)) => {
+                let inner: usize = p.shape[axes.output.1..].iter().product();
+                (0..p.values.len())
+                    .map(|j| m[(j / inner.max(1)) % m.len().max(1)])
+                    .collect()
+            }
+            _ if p.kind == WeightKind::Bias => {
+                // The layer's last kernel with one output channel per bias
+                // entry (a separable layer's pointwise kernel).
+                let owner = (0..selected.len()).rev().find(|&o| {
+                    selected[o].layer == p.layer
+                        && cut[o].as_ref().is_some_and(|m| m.len() == p.values.len())
+                        && selected[o].kind != WeightKind::DepthwiseKernel
+                });
+                match owner.and_then(|o| cut[o].clone()) {
+                    Some(m) => m,
+                    None => vec![false; p.values.len()],
+                }
+            }
+            _ => vec![false; p.values.len()],
+        })
+        .collect()
+}
+
+/// Output channels of a kernel whose every weight is in `mask`.
+fn channels_cut(p: &ParamView, mask: &[bool]) -> usize {
+    let Some(axes) = p.channels else { return 0 };
+    let inner: usize = p.shape[axes.output.1..].iter().product();
+    let channels: usize = p.shape[axes.output.0..axes.output.1].iter().product();
+    if inner == 0 || channels == 0 {
+        return 0;
+    }
+    let mut all = vec![true; channels];
+    for (j, &m) in mask.iter().enumerate() {
+        all[(j / inner) % channels] &= m;
+    }
+    all.iter().filter(|&&a| a).count()
 }
 
 /// The largest magnitude among the pruned positions, if any.
@@ -423,7 +704,7 @@ fn largest_pruned(values: &[f32], mask: &[bool]) -> Option<f64> {
 /// Succeeds without change when no optimizer state is stored or nothing was
 /// pruned; frozen layers have no slots.
 pub fn zero_optimizer_slots(model: &mut Model, masks: &[PrunedMask]) -> Result<()> {
-    use crate::engine::backward::{VarKind, trainable_variables, var_shape};
+    use crate::engine::backward::{trainable_variables, var_ref, var_shape};
     use crate::engine::optimizer::Optimizer;
     let Some(state) = model.optimizer_state() else {
         return Ok(());
@@ -453,15 +734,8 @@ pub fn zero_optimizer_slots(model: &mut Model, masks: &[PrunedMask]) -> Result<(
     optimizer.build(&shapes);
     optimizer.load_state(&state.variables).map_err(in_h5)?;
     for mask in masks {
-        let kind = if mask.bias {
-            VarKind::Bias
-        } else {
-            VarKind::Kernel
-        };
-        if let Some(index) = vars
-            .iter()
-            .position(|v| v.layer == mask.layer && v.kind == kind)
-        {
+        let var = var_ref(model, mask.layer, mask.var);
+        if let Some(index) = vars.iter().position(|v| *v == var) {
             optimizer.reset_slots_at(index, &mask.pruned);
         }
     }
@@ -500,7 +774,8 @@ pub(crate) fn percent(part: usize, whole: usize) -> String {
 impl fmt::Display for PruneReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use crate::model::summary::thousands;
-        let headers = [
+        let structured = self.rows.iter().any(|r| r.pruned_channels.is_some());
+        let mut headers = vec![
             "Layer",
             "Weight",
             "Weights",
@@ -509,11 +784,14 @@ impl fmt::Display for PruneReport {
             "Sparsity after",
             "Threshold",
         ];
+        if structured {
+            headers.push("Channels cut");
+        }
         let mut rows: Vec<Vec<String>> = self
             .rows
             .iter()
             .map(|r| {
-                vec![
+                let mut row = vec![
                     r.layer.clone(),
                     r.weight.to_string(),
                     thousands(r.weights),
@@ -521,11 +799,15 @@ impl fmt::Display for PruneReport {
                     thousands(r.zeros_after),
                     percent(r.zeros_after, r.weights),
                     threshold_text(r),
-                ]
+                ];
+                if structured {
+                    row.push(r.pruned_channels.map_or("-".into(), thousands));
+                }
+                row
             })
             .collect();
         let before: usize = self.rows.iter().map(|r| r.zeros_before).sum();
-        rows.push(vec![
+        let mut total = vec![
             "total".into(),
             String::new(),
             thousands(self.total_weights()),
@@ -533,8 +815,17 @@ impl fmt::Display for PruneReport {
             thousands(self.total_zeros_after()),
             percent(self.total_zeros_after(), self.total_weights()),
             String::new(),
-        ]);
-        let right = [false, false, true, true, true, true, false];
+        ];
+        if structured {
+            total.push(thousands(
+                self.rows.iter().filter_map(|r| r.pruned_channels).sum(),
+            ));
+        }
+        rows.push(total);
+        let mut right = vec![false, false, true, true, true, true, false];
+        if structured {
+            right.push(true);
+        }
         f.write_str(&table::render(
             &headers,
             &rows,

@@ -123,6 +123,8 @@ pub fn histogram_svg(report: &SparsityReport) -> Result<String> {
                 let color = match kind {
                     WeightKind::Kernel => Palette99::pick(0).to_rgba(),
                     WeightKind::Bias => Palette99::pick(1).to_rgba(),
+                    WeightKind::DepthwiseKernel => Palette99::pick(2).to_rgba(),
+                    WeightKind::PointwiseKernel => Palette99::pick(3).to_rgba(),
                 };
                 let left = -0.4 + s as f64 * width;
                 chart

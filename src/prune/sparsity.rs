@@ -1,4 +1,5 @@
-//! How sparse a model's Dense weights are, and which input features its first
+//! How sparse a model's Dense and convolution weights are (per tensor and per
+//! channel), and which input features its first
 //! Dense layer ignores.
 //!
 //! All comparisons are exact: a float32 magnitude against a float64 bound
@@ -23,13 +24,13 @@ pub const HISTOGRAM_MAX_EXP: i32 = 1;
 /// Feature rows the text report lists.
 pub const TOP_FEATURES: usize = 20;
 
-/// Sparsity of every Dense variable and the feature selection of the first
+/// Sparsity of every Dense and convolution variable and the feature selection of the first
 /// Dense layer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SparsityReport {
-    /// One entry per Dense variable, in layer order (kernel before bias).
+    /// One entry per variable, in layer order (kernels before the bias).
     pub tensors: Vec<TensorSparsity>,
-    /// Weights in all Dense variables.
+    /// Weights in all of them.
     pub total_weights: usize,
     /// Exact zeros among them.
     pub total_zeros: usize,
@@ -37,7 +38,7 @@ pub struct SparsityReport {
     pub features: FeatureSelection,
 }
 
-/// Sparsity of one Dense variable.
+/// Sparsity of one Dense or convolution variable.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TensorSparsity {
     /// Layer name.
@@ -58,6 +59,24 @@ pub struct TensorSparsity {
     pub below: Vec<SmallCount>,
     /// Histogram of `log10|w|`.
     pub histogram: Histogram,
+    /// For kernels: how many output channels (Dense units, convolution
+    /// filters) and input channels have only zero weights.
+    pub channels: Option<ChannelSparsity>,
+}
+
+/// All-zero channels of a kernel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelSparsity {
+    /// Output channels (units, filters).
+    pub outputs: usize,
+    /// Output channels whose weights are all exactly zero (the unit or
+    /// filter only passes its bias on).
+    pub zero_outputs: usize,
+    /// Input channels (features, input channels).
+    pub inputs: usize,
+    /// Input channels whose weights are all exactly zero (ignored by the
+    /// layer).
+    pub zero_inputs: usize,
 }
 
 /// How many weights have `|w| < bound`.
@@ -326,7 +345,18 @@ pub fn sparsity_report(model: &Model) -> SparsityReport {
                     }
                 })
                 .collect();
+            let channels = p.channels.map(|axes| {
+                let outs = axes.outputs(&p.shape, &p.values);
+                let ins = axes.inputs(&p.shape, &p.values);
+                ChannelSparsity {
+                    outputs: outs.len(),
+                    zero_outputs: outs.iter().filter(|c| c.1 == 0).count(),
+                    inputs: ins.len(),
+                    zero_inputs: ins.iter().filter(|c| c.1 == 0).count(),
+                }
+            });
             TensorSparsity {
+                channels,
                 histogram: histogram(&p.values),
                 layer: p.layer_name,
                 layer_index: p.layer,
@@ -389,7 +419,7 @@ impl SparsityReport {
     /// The headline and one row per variable.
     fn tensor_table(&self) -> String {
         let mut out = format!(
-            "Sparsity: {} of {} Dense weights are exactly zero ({})\n",
+            "Sparsity: {} of {} weights are exactly zero ({})\n",
             thousands(self.total_zeros),
             thousands(self.total_weights),
             percent(self.total_zeros, self.total_weights)
@@ -401,6 +431,7 @@ impl SparsityReport {
             "Zeros".into(),
         ];
         headers.extend(SMALL_BOUNDS.iter().map(|b| format!("|w| < {b:e}")));
+        headers.extend(["Zero outputs".into(), "Zero inputs".into()]);
         let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
         let rows: Vec<Vec<String>> = self
             .tensors
@@ -413,6 +444,13 @@ impl SparsityReport {
                     percent(t.zeros, t.weights),
                 ];
                 row.extend(t.below.iter().map(|b| percent(b.count, t.weights)));
+                match &t.channels {
+                    Some(c) => row.extend([
+                        format!("{}/{}", thousands(c.zero_outputs), thousands(c.outputs)),
+                        format!("{}/{}", thousands(c.zero_inputs), thousands(c.inputs)),
+                    ]),
+                    None => row.extend(["-".to_string(), "-".to_string()]),
+                }
                 row
             })
             .collect();
