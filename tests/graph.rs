@@ -338,6 +338,139 @@ fn guide_models_work_end_to_end() {
     }
 }
 
+/// Paths (`layers/<layer>/vars/<i>`) of the Dense and convolution kernels
+/// of a model.
+fn kernel_paths(path: &Path) -> Vec<String> {
+    let model = kerasrs::Model::open(path).unwrap();
+    let mut out = Vec::new();
+    for l in &model.layers {
+        let Some(wp) = l.weight_path.as_deref() else {
+            continue;
+        };
+        if l.dense().is_some() {
+            out.push(format!("{wp}/vars/0"));
+        }
+        let Some(op) = l.op() else {
+            continue;
+        };
+        for (i, v) in op.vars().iter().enumerate() {
+            if v.role.ends_with("kernel") {
+                out.push(format!("{wp}/vars/{i}"));
+            }
+        }
+    }
+    out
+}
+
+/// Image models prune like Dense ones: `prune --threshold` zeroes every
+/// convolution kernel weight (Conv, Depthwise, Separable depthwise and
+/// pointwise, Transpose) below the threshold and nothing else;
+/// `--structured filters --sparsity 0.5` zeroes half of each kernel's
+/// filters (the weakest by L1 norm), whole; `sparsity --json` counts the zero
+/// filters; `finetune --keep-sparsity` keeps every zero of a conv kernel.
+#[test]
+fn image_models_prune_like_dense() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "conv2d_strides_dilation",
+        "depthwise2d_multiplier",
+        "separable2d_strides",
+        "conv2d_transpose_paddings",
+    ] {
+        let before = fixtures_dir().join(format!("conv/{name}.before.keras"));
+        let b = before.to_str().unwrap();
+        let kernels = kernel_paths(&before);
+        assert!(!kernels.is_empty(), "{name}");
+        let w0 = weights_of(&before);
+
+        // Unstructured threshold.
+        let pruned = dir.path().join(format!("{name}.pruned.keras"));
+        let p = pruned.to_str().unwrap();
+        let (ok, _, err) = kerasrs(&["prune", b, "--threshold", "0.2", "--output", p]);
+        assert!(ok, "{name}: {err}");
+        let w1 = weights_of(&pruned);
+        let mut zeroed = 0;
+        for (path, values) in &w0 {
+            for (a, b) in values.iter().zip(&w1[path]) {
+                if kernels.contains(path) && a.abs() < 0.2 {
+                    assert_eq!(b.to_bits(), 0, "{name}: {path} keeps {a}");
+                    zeroed += 1;
+                } else {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{name}: {path} changed");
+                }
+            }
+        }
+        assert!(zeroed > 0, "{name}: nothing pruned");
+
+        // Structured: half of each kernel's output channels, whole.
+        let thin = dir.path().join(format!("{name}.thin.keras"));
+        let t = thin.to_str().unwrap();
+        let (ok, out, err) = kerasrs(&[
+            "prune", b, "--structured", "filters", "--sparsity", "0.5", "--output", t, "--json",
+        ]);
+        assert!(ok, "{name}: {err}");
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let (ok, json, err) = kerasrs(&["sparsity", t, "--json"]);
+        assert!(ok, "{name}: {err}");
+        let sparsity: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let tensors = sparsity["tensors"].as_array().unwrap();
+        let mut cut_total = 0;
+        for row in report["rows"].as_array().unwrap() {
+            let Some(cut) = row["pruned_channels"].as_u64() else {
+                continue;
+            };
+            let t = tensors
+                .iter()
+                .find(|t| t["layer"] == row["layer"] && t["weight"] == row["weight"])
+                .unwrap();
+            let ch = &t["channels"];
+            let outputs = ch["outputs"].as_u64().unwrap();
+            // round(0.5 · F), halves to even.
+            let expect = ((outputs as f64) * 0.5).round_ties_even() as u64;
+            assert_eq!(cut, expect, "{name}: {row}");
+            assert!(ch["zero_outputs"].as_u64().unwrap() >= cut, "{name}: {t}");
+            // Every cut channel's weights are zero: the zeros are whole channels.
+            let weights = t["weights"].as_u64().unwrap();
+            assert_eq!(
+                row["pruned"].as_u64().unwrap(),
+                cut * (weights / outputs),
+                "{name}: {row}"
+            );
+            cut_total += cut;
+        }
+        assert!(cut_total > 0, "{name}: no channel cut");
+
+        // Training with --keep-sparsity keeps the zeros of the conv kernels.
+        let data = fixtures_dir().join(format!("conv/{name}.data.npz"));
+        let tuned = dir.path().join(format!("{name}.tuned.keras"));
+        let (ok, _, err) = kerasrs(&[
+            "finetune",
+            p,
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--keep-sparsity",
+            "--quiet",
+            "--output",
+            tuned.to_str().unwrap(),
+        ]);
+        assert!(ok, "{name}: {err}");
+        let w2 = weights_of(&tuned);
+        let mut moved = false;
+        for path in &kernels {
+            for (a, b) in w1[path].iter().zip(&w2[path]) {
+                if *a == 0.0 {
+                    assert_eq!(*b, 0.0, "{name}: {path} left zero");
+                } else {
+                    moved |= a != b;
+                }
+            }
+        }
+        assert!(moved, "{name}: nothing trained");
+    }
+}
+
 /// `--freeze` on a BatchNormalization layer makes it run in inference mode
 /// during training, as Keras 3 does for a non-trainable BN: its gamma,
 /// beta and moving statistics stay exactly as they were.
