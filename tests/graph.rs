@@ -406,7 +406,15 @@ fn image_models_prune_like_dense() {
         let thin = dir.path().join(format!("{name}.thin.keras"));
         let t = thin.to_str().unwrap();
         let (ok, out, err) = kerasrs(&[
-            "prune", b, "--structured", "filters", "--sparsity", "0.5", "--output", t, "--json",
+            "prune",
+            b,
+            "--structured",
+            "filters",
+            "--sparsity",
+            "0.5",
+            "--output",
+            t,
+            "--json",
         ]);
         assert!(ok, "{name}: {err}");
         let report: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -202,12 +202,17 @@ impl Model {
                 for (i, var) in op.vars().iter().enumerate() {
                     let at = format!("{path}/vars/{i}");
                     let values: Vec<f32> = var.value.iter().copied().collect();
-                    file.weights
+                    let ds = file
+                        .weights
                         .group_mut(&format!("{path}/vars"))
                         .and_then(|g| g.dataset_mut(&i.to_string()))
-                        .ok_or_else(|| Error::missing("weight").at(at.clone()))?
-                        .set_f32(&values)
-                        .map_err(|e| e.at(at.clone()))?;
+                        .ok_or_else(|| Error::missing("weight").at(at.clone()))?;
+                    if !var.trainable && ds.numeric_type() != Some(crate::archive::NumericType::F32)
+                    {
+                        // Integer state (a counter) kerasrs never changes.
+                        continue;
+                    }
+                    ds.set_f32(&values).map_err(|e| e.at(at.clone()))?;
                 }
                 continue;
             }

@@ -154,7 +154,9 @@ fn raw_layers<'a>(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let weight_path = if sequential && index == 0 && class_name == "InputLayer" {
+        let is_op = entry.get("module").and_then(Value::as_str) == Some(super::layers::ops::MODULE);
+        // Operations (`x + 3.0`) are not layers: no weights, no name slot.
+        let weight_path = if (sequential && index == 0 && class_name == "InputLayer") || is_op {
             None
         } else {
             let base = to_snake_case(class_name);
@@ -748,6 +750,18 @@ fn build_layer(
             c.get("activation").unwrap_or(&Value::Null),
         )?),
         "Flatten" => LayerKind::Flatten,
+        other
+            if r.entry.get("module").and_then(Value::as_str)
+                == Some(super::layers::ops::MODULE) =>
+        {
+            let args = r
+                .entry
+                .get("inbound_nodes")
+                .and_then(|n| n.get(0))
+                .and_then(|n| n.get("args"))
+                .unwrap_or(&Value::Null);
+            LayerKind::Op(super::layers::ops::build(other, args)?)
+        }
         other => {
             let builder = if other == "Dropout" {
                 Some(super::layers::noise::build_dropout as super::layers::Builder)
@@ -820,9 +834,16 @@ fn stored_vars(weights: &H5Group, r: &RawLayer<'_>) -> Result<(String, StoredVar
                     .at(at.clone())
                     .in_member("model.weights.h5")
             })?;
-        let values = ds
-            .to_f32()
-            .map_err(|e| e.at(at.clone()).in_member("model.weights.h5"))?;
+        // An integer scalar is a counter (Normalization's `count`), read as
+        // a float and never written back.
+        let values = match ds.scalar_i64() {
+            Some(v) if ds.numeric_type() != Some(crate::archive::NumericType::F32) => {
+                vec![v as f32]
+            }
+            _ => ds
+                .to_f32()
+                .map_err(|e| e.at(at.clone()).in_member("model.weights.h5"))?,
+        };
         out.push((shape, values));
     }
     Ok((path, out))

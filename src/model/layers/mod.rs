@@ -12,10 +12,12 @@
 //! (no batch axis).
 
 pub mod activations;
+pub mod applications;
 pub mod conv;
 pub mod merge;
 pub mod noise;
 pub mod norm;
+pub mod ops;
 pub mod preprocessing;
 pub mod reshape;
 
@@ -372,6 +374,8 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("Conv1DTranspose", conv::build),
     ("Conv2DTranspose", conv::build),
     ("Conv3DTranspose", conv::build),
+    ("Normalization", preprocessing::build_normalization),
+    ("LayerScale", applications::build_layer_scale),
     ("SpatialDropout1D", noise::build_spatial_dropout),
     ("SpatialDropout2D", noise::build_spatial_dropout),
     ("SpatialDropout3D", noise::build_spatial_dropout),
