@@ -563,3 +563,8 @@ fn nested_summary_snapshot() {
     assert!(ok, "{err}");
     insta::assert_snapshot!("load_nested_sequential", stdout);
 }
+
+#[test]
+fn pool_models_match_keras() {
+    suite_matches_keras("pool");
+}

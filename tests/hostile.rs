@@ -411,19 +411,24 @@ impl Mutator {
     }
 }
 
-/// Configs of every graph fixture with hostile values put anywhere (shapes,
+/// Configs of every graph and pool fixture with hostile values put anywhere (shapes,
 /// axes, tensor references, layer options, class names) are refused or run:
 /// import never panics, and a model that imports predicts on zeros without
 /// panicking.
 #[test]
 fn mutated_graph_configs_never_panic() {
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures_dir().join("graph/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let mut cases = Vec::new();
+    for suite in ["graph", "pool"] {
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixtures_dir().join(format!("{suite}/manifest.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        cases.extend(manifest["cases"].as_array().unwrap().iter().cloned());
+    }
     let mut rng = Mutator(0x9E37_79B9_7F4A_7C15);
     let (mut loaded, mut refused) = (0, 0);
-    for case in manifest["cases"].as_array().unwrap() {
+    for case in &cases {
         let path = fixtures_dir().join(case["before"].as_str().unwrap());
         let original = KerasFile::open(&path).unwrap();
         for _ in 0..60 {

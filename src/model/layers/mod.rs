@@ -18,6 +18,7 @@ pub mod merge;
 pub mod noise;
 pub mod norm;
 pub mod ops;
+pub mod pool;
 pub mod preprocessing;
 pub mod reshape;
 
@@ -383,6 +384,18 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("GaussianDropout", noise::build_gaussian_dropout),
     ("AlphaDropout", noise::build_alpha_dropout),
     ("Rescaling", preprocessing::build_rescaling),
+    ("MaxPooling1D", pool::build_pooling),
+    ("MaxPooling2D", pool::build_pooling),
+    ("MaxPooling3D", pool::build_pooling),
+    ("AveragePooling1D", pool::build_pooling),
+    ("AveragePooling2D", pool::build_pooling),
+    ("AveragePooling3D", pool::build_pooling),
+    ("GlobalMaxPooling1D", pool::build_global_pooling),
+    ("GlobalMaxPooling2D", pool::build_global_pooling),
+    ("GlobalMaxPooling3D", pool::build_global_pooling),
+    ("GlobalAveragePooling1D", pool::build_global_pooling),
+    ("GlobalAveragePooling2D", pool::build_global_pooling),
+    ("GlobalAveragePooling3D", pool::build_global_pooling),
     (
         "ActivityRegularization",
         noise::build_activity_regularization,
