@@ -773,6 +773,7 @@ def run_kerasrs(cmd, timeout, what):
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise CheckFailure(f"{what} exited with {proc.returncode}: " + " / ".join(tail))
+    return proc.stdout
 
 
 def check_prune_case(case, args, out_dir, outputs):
@@ -1094,6 +1095,90 @@ def check_model(entry, args, out_dir, checks=CHECKS, context=Context):
     return list(dict.fromkeys(failures))
 
 
+# --------------------------------------------------------------------------
+# section 5: keras.applications architectures, built here
+# --------------------------------------------------------------------------
+
+# (constructor, extra arguments, input shape, input range). Models with
+# their own preprocessing layers (Rescaling, Normalization) get pixels in
+# [0, 255], the others values in [-1, 1]. All are built with
+# ``weights=None`` (random initialization, seeded), ``classes=5`` and
+# ``classifier_activation=None`` (logits: a softmax would hide differences).
+APPLICATIONS = [
+    ("MobileNet", {"alpha": 0.25}, (32, 32, 3), "unit"),
+    ("MobileNetV2", {"alpha": 0.35}, (32, 32, 3), "unit"),
+    ("MobileNetV3Small", {"alpha": 0.75}, (32, 32, 3), "pixels"),
+    ("ResNet50", {}, (32, 32, 3), "unit"),
+    ("ResNet50V2", {}, (32, 32, 3), "unit"),
+    ("DenseNet121", {}, (32, 32, 3), "unit"),
+    ("EfficientNetB0", {}, (32, 32, 3), "pixels"),
+    ("Xception", {}, (71, 71, 3), "unit"),
+    ("NASNetMobile", {}, (32, 32, 3), "unit"),
+    ("ConvNeXtTiny", {}, (32, 32, 3), "pixels"),
+    ("VGG16", {}, (32, 32, 3), "unit"),
+]
+# kerasrs predict vs Keras: max |a - b| relative to the largest |logit|.
+APPLICATION_RTOL = 1e-5
+
+
+def check_application(app, args, out_dir):
+    """Build a keras.applications model, save it, and check that kerasrs
+    loads it (parameter count), predicts as Keras does and converts it into
+    a file Keras loads with identical predictions."""
+    name, extra, shape, value_range = app
+    keras.utils.set_random_seed(1)
+    model = getattr(keras.applications, name)(
+        input_shape=shape, weights=None, classes=5,
+        classifier_activation=None, **extra,
+    )
+    path = os.path.join(out_dir, f"{name}.keras")
+    model.save(path)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1.0, 1.0, size=(3, *shape)).astype(np.float32)
+    if value_range == "pixels":
+        x = (x + 1.0) * 127.5
+    x_path = os.path.join(out_dir, f"{name}.x.npy")
+    np.save(x_path, x)
+    expected = np.asarray(model.predict(x, verbose=0))
+    failures = []
+    try:
+        out = run_kerasrs([args.kerasrs, "load", path, "--json"], args.timeout, "load")
+        summary = json.loads(out)
+        if summary.get("total_params") not in (None, model.count_params()):
+            failures.append(
+                f"kerasrs counts {summary.get('total_params')} parameters, "
+                f"keras {model.count_params()}"
+            )
+        ours_path = os.path.join(out_dir, f"{name}.pred.npy")
+        run_kerasrs(
+            [args.kerasrs, "predict", path, "--input", x_path, "--output", ours_path],
+            args.timeout, "predict",
+        )
+        ours = np.load(ours_path)
+        if ours.shape != expected.shape:
+            failures.append(f"kerasrs predicts shape {ours.shape}, keras {expected.shape}")
+        else:
+            scale = max(1.0, float(np.max(np.abs(expected))))
+            diff = float(np.max(np.abs(ours.astype(np.float64) - expected))) / scale
+            if not diff <= APPLICATION_RTOL:
+                failures.append(
+                    f"predictions differ by {diff:.3g} (relative to the largest "
+                    f"logit {scale:.3g}) > {APPLICATION_RTOL}"
+                )
+        converted = os.path.join(out_dir, f"{name}.converted.keras")
+        run_kerasrs(
+            [args.kerasrs, "convert", path, "--output", converted],
+            args.timeout, "convert",
+        )
+        again, warned = load_quietly(converted)
+        same = np.asarray(again.predict(x, verbose=0))
+        if not np.array_equal(same, expected):
+            failures.append("keras predicts differently from the converted file")
+    except CheckFailure as e:
+        failures.append(str(e))
+    return failures
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Check that `kerasrs convert`, `kerasrs finetune` and "
@@ -1124,8 +1209,8 @@ def main(argv=None):
     parser.add_argument(
         "--sections",
         nargs="+",
-        choices=["convert", "finetune", "prune", "graph"],
-        default=["convert", "finetune", "prune", "graph"],
+        choices=["convert", "finetune", "prune", "graph", "applications"],
+        default=["convert", "finetune", "prune", "graph", "applications"],
         help="which sections to run (default: all)",
     )
     parser.add_argument(
@@ -1179,6 +1264,7 @@ def main(argv=None):
             | {c["name"] for c in cases}
             | {c["name"] for c in prune_cases}
             | {c["name"] for c in graph_cases}
+            | {a[0] for a in APPLICATIONS}
         )
         unknown = set(args.only) - known
         if unknown:
@@ -1197,6 +1283,10 @@ def main(argv=None):
         }
         prune_cases = [c for c in prune_cases if c["name"] in wanted]
         graph_cases = [c for c in graph_cases if c["name"] in args.only]
+
+    applications = APPLICATIONS if "applications" in args.sections else []
+    if args.only:
+        applications = [a for a in applications if a[0] in args.only]
 
     passed = failed = skipped = 0
 
@@ -1285,6 +1375,13 @@ def main(argv=None):
             )
             keras.backend.clear_session()
             report(f"graph-prune {case['name']}", failures)
+        if applications:
+            apps_dir = os.path.join(out_dir, "applications")
+            os.makedirs(apps_dir, exist_ok=True)
+        for app in applications:
+            failures = check_application(app, args, apps_dir)
+            keras.backend.clear_session()
+            report(f"applications {app[0]}", failures)
     summary = f"{passed} passed, {failed} failed"
     if skipped:
         summary += f", {skipped} skipped"
