@@ -291,9 +291,12 @@ pub fn backward(model: &Model, trace: Trace, output_grads: Vec<ArrayD<f32>>) -> 
                         .map_err(|e| Error::invalid(e.to_string()))?,
                 ],
                 (LayerKind::Op(op), Kept::Op(saved)) => {
-                    let b = op
-                        .backward(&xs, y, &saved, dy)
-                        .map_err(|e| e.at(format!("layer `{}`", layer.name)))?;
+                    let b = if node.inputs.iter().any(|&j| needs[j]) {
+                        op.backward(&xs, y, &saved, dy)
+                    } else {
+                        op.backward_vars(&xs, y, &saved, dy)
+                    }
+                    .map_err(|e| e.at(format!("layer `{}`", layer.name)))?;
                     if layer.trainable {
                         for (v, grad) in b.vars.into_iter().enumerate() {
                             if let (Some(grad), true) = (grad, op.vars()[v].trainable) {

@@ -623,16 +623,42 @@ fn add_into(a: &mut [f32], b: &[f32]) {
 }
 
 impl Conv {
-    /// Regular convolution (no bias): `[n, P_out, filters]` rows.
-    fn conv_forward(&self, x: &[f32], n: usize, g: &Geometry, groups: usize) -> Array2<f32> {
+    /// Regular convolution: `[n, P_out, filters]` rows, without bias, or
+    /// with `epilogue` (bias, ReLU) applied to each sample right after its
+    /// product (while it is in cache).
+    fn conv_forward(
+        &self,
+        x: &[f32],
+        n: usize,
+        g: &Geometry,
+        groups: usize,
+        epilogue: Option<(Option<&[f32]>, bool)>,
+    ) -> Array2<f32> {
         let (pin, pout, taps) = (g.input_positions(), g.output_positions(), g.taps());
         let (c, f) = (self.in_channels, self.filters);
         let (cg, fg) = (c / groups, f / groups);
         let mut z = Array2::<f32>::zeros((n * pout, f));
         let w = self.matrix(0, taps * cg);
+        let finish = |rows: &mut [f32]| {
+            let Some((bias, relu)) = epilogue else { return };
+            for row in rows.chunks_exact_mut(f) {
+                if let Some(b) = bias {
+                    row.iter_mut().zip(b).for_each(|(v, &bv)| *v += bv);
+                }
+                if relu {
+                    // jax.nn.relu: maximum(x, 0), NaN kept.
+                    row.iter_mut().for_each(|v| {
+                        if *v < 0.0 {
+                            *v = 0.0;
+                        }
+                    });
+                }
+            }
+        };
         if groups == 1 && g.is_pointwise() {
             let xm = ArrayView2::from_shape((n * pin, c), x).expect("input rows");
             matmul_into(xm, w, z.view_mut());
+            finish(z.as_slice_mut().expect("fresh array"));
             return z;
         }
         let work = n * pout * taps * cg * f;
@@ -649,6 +675,7 @@ impl Conv {
                     let b = w.slice(s![.., gi * fg..(gi + 1) * fg]);
                     matmul_into(a, b, y.slice_mut(s![.., gi * fg..(gi + 1) * fg]));
                 }
+                finish(ys);
             }
         });
         z
@@ -662,6 +689,7 @@ impl Conv {
         n: usize,
         g: &Geometry,
         groups: usize,
+        want_dx: bool,
     ) -> (Vec<f32>, Vec<f32>) {
         let (pin, pout, taps) = (g.input_positions(), g.output_positions(), g.taps());
         let (c, f) = (self.in_channels, self.filters);
@@ -678,24 +706,26 @@ impl Conv {
             })
             .collect();
         let dzs = dz.as_slice().expect("standard layout");
-        let mut dx = vec![0.0f32; n * pin * c];
+        let mut dx = vec![0.0f32; if want_dx { n * pin * c } else { 0 }];
         if groups == 1 && g.is_pointwise() {
             let xm = ArrayView2::from_shape((n * pin, c), x).expect("input rows");
             let mut dw = Array2::<f32>::zeros((c, f));
             matmul_into(xm.t(), dz.view(), dw.view_mut());
-            let mut dxm = ArrayViewMut2::from_shape((n * pin, c), &mut dx[..]).expect("rows");
-            matmul_into(dz.view(), wt[0].view(), dxm.view_mut());
+            if want_dx {
+                let mut dxm = ArrayViewMut2::from_shape((n * pin, c), &mut dx[..]).expect("rows");
+                matmul_into(dz.view(), wt[0].view(), dxm.view_mut());
+            }
             return (dx, dw.into_raw_vec_and_offset().0);
         }
-        let work = n * pout * kc * f * 2;
-        let (d1, d2) = halves(n, pin * c, &mut dx, work >= SPLIT_WORK, &|range, out| {
+        let work = n * pout * kc * f * (1 + usize::from(want_dx));
+        let per = if want_dx { pin * c } else { 0 };
+        let (d1, d2) = halves(n, per, &mut dx, work >= SPLIT_WORK, &|range, out| {
             let mut dw = vec![0.0f32; kc * f];
             let mut part = Array2::<f32>::zeros((kc, fg));
             let mut cols = vec![0.0f32; pout * kc];
-            let mut dcols = vec![0.0f32; pout * kc];
+            let mut dcols = vec![0.0f32; if want_dx { pout * kc } else { 0 }];
             for (i, s) in range.enumerate() {
                 let xs = &x[s * pin * c..(s + 1) * pin * c];
-                let dxs = &mut out[i * pin * c..(i + 1) * pin * c];
                 let dzn = ArrayView2::from_shape((pout, f), &dzs[s * pout * f..(s + 1) * pout * f])
                     .expect("rows");
                 for gi in 0..groups {
@@ -707,10 +737,13 @@ impl Conv {
                         let dst = &mut dw[r * f + gi * fg..r * f + (gi + 1) * fg];
                         dst.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
                     }
-                    let mut dc =
-                        ArrayViewMut2::from_shape((pout, kc), &mut dcols[..]).expect("cols");
-                    matmul_into(dzg, wt[gi].view(), dc.view_mut());
-                    g.col2im(&dcols, c, gi * cg, cg, dxs);
+                    if want_dx {
+                        let dxs = &mut out[i * pin * c..(i + 1) * pin * c];
+                        let mut dc =
+                            ArrayViewMut2::from_shape((pout, kc), &mut dcols[..]).expect("cols");
+                        matmul_into(dzg, wt[gi].view(), dc.view_mut());
+                        g.col2im(&dcols, c, gi * cg, cg, dxs);
+                    }
                 }
             }
             dw
@@ -892,11 +925,19 @@ impl LayerOp for Conv {
         let n = x.shape()[0];
         let plan = self.plan(&x.shape()[1..])?;
         let g = &plan.geometry;
-        let xl = self.to_last(x);
+        let xl = if self.channels_first {
+            ndarray::CowArray::from(self.to_last(x))
+        } else {
+            x.as_standard_layout()
+        };
         let xs = xl.as_slice().expect("standard layout");
         let mut mid = None;
+        // Bias and ReLU fused into the product's loop where possible.
+        let fused = matches!(self.kind, Kind::Regular { .. })
+            && matches!(self.activation, Activation::Linear | Activation::Relu);
+        let epilogue = fused.then(|| (self.bias(), self.activation == Activation::Relu));
         let mut z = match &self.kind {
-            Kind::Regular { groups } => self.conv_forward(xs, n, g, *groups),
+            Kind::Regular { groups } => self.conv_forward(xs, n, g, *groups, epilogue),
             Kind::Depthwise { multiplier } => self.depthwise_forward(xs, n, g, *multiplier),
             Kind::Separable { multiplier } => {
                 let d = self.depthwise_forward(xs, n, g, *multiplier);
@@ -908,17 +949,17 @@ impl LayerOp for Conv {
             }
             Kind::Transpose { .. } => self.transpose_forward(xs, n, g),
         };
-        if let Some(b) = self.bias() {
+        if let (Some(b), false) = (self.bias(), fused) {
             for mut row in z.rows_mut() {
                 row.iter_mut().zip(b).for_each(|(v, &bv)| *v += bv);
             }
         }
         let keep_z = self.keeps_z().then(|| z.clone());
-        let y = self.activation.forward(z);
+        let y = if fused { z } else { self.activation.forward(z) };
         let y_rows =
             (keep_z.is_some() || self.activation == Activation::Relu) && self.channels_first;
         let saved = ConvSaved {
-            x_last: self.channels_first.then_some(xl),
+            x_last: self.channels_first.then(|| xl.into_owned()),
             mid,
             z: keep_z,
             y: y_rows.then(|| y.clone()),
@@ -943,6 +984,46 @@ impl LayerOp for Conv {
         saved: &Saved,
         dy: ArrayD<f32>,
     ) -> Result<Backward> {
+        self.backward_impl(x, y, saved, dy, true)
+    }
+
+    fn backward_vars(
+        &self,
+        x: &[&ArrayD<f32>],
+        y: &ArrayD<f32>,
+        saved: &Saved,
+        dy: ArrayD<f32>,
+    ) -> Result<Backward> {
+        self.backward_impl(x, y, saved, dy, false)
+    }
+
+    fn activity_regularizer(&self) -> Option<Regularizer> {
+        self.activity
+    }
+
+    fn detail(&self) -> Option<String> {
+        let k: Vec<String> = self.kernel_size.iter().map(usize::to_string).collect();
+        let mut d = format!("{} {}", k.join("×"), self.activation);
+        if self.strides.iter().any(|&s| s > 1) {
+            let st: Vec<String> = self.strides.iter().map(usize::to_string).collect();
+            d.push_str(&format!(", strides {}", st.join("×")));
+        }
+        Some(d)
+    }
+
+    crate::clone_box!();
+}
+
+impl Conv {
+    /// The backward pass; input gradients only when `want_dx`.
+    fn backward_impl(
+        &self,
+        x: &[&ArrayD<f32>],
+        y: &ArrayD<f32>,
+        saved: &Saved,
+        dy: ArrayD<f32>,
+        want_dx: bool,
+    ) -> Result<Backward> {
         let [x] = x else {
             return Err(Error::mismatch(
                 format!("one input for `{}`", self.class),
@@ -960,12 +1041,33 @@ impl LayerOp for Conv {
         let g = &plan.geometry;
         let rows = n * self.windows(g);
         let f = self.filters;
-        let dyl = self.to_last(&dy);
+        let dyl = if self.channels_first {
+            self.to_last(&dy)
+        } else if dy.is_standard_layout() {
+            dy
+        } else {
+            dy.as_standard_layout().into_owned()
+        };
         let dy2 = dyl
             .into_shape_with_order((rows, f))
             .map_err(|e| Error::invalid(e.to_string()))?;
         let dz = match self.activation {
             Activation::Linear => dy2,
+            Activation::Relu if saved.y.is_none() && y.is_standard_layout() => {
+                // relu'(z) = [z > 0] = [y > 0], in place.
+                let mut dz = dy2;
+                let ys = y.as_slice().expect("standard layout");
+                dz.as_slice_mut()
+                    .expect("standard layout")
+                    .iter_mut()
+                    .zip(ys)
+                    .for_each(|(g, &v)| {
+                        if v <= 0.0 || v.is_nan() {
+                            *g = 0.0;
+                        }
+                    });
+                dz
+            }
             act => {
                 let y_last;
                 let y2 = match &saved.y {
@@ -999,7 +1101,7 @@ impl LayerOp for Conv {
         };
         let dx = match &self.kind {
             Kind::Regular { groups } => {
-                let (dx, dw) = self.conv_backward(xs, &dz, n, g, *groups);
+                let (dx, dw) = self.conv_backward(xs, &dz, n, g, *groups, want_dx);
                 grads.push(as_var(0, dw)?);
                 dx
             }
@@ -1043,10 +1145,17 @@ impl LayerOp for Conv {
             }
         };
         if self.use_bias {
+            // Per sample in float32, then across samples in float64.
             let mut db = vec![0.0f64; f];
-            for row in dz.rows() {
+            let mut part = vec![0.0f32; f];
+            let per = (rows / n.max(1)).max(1) * f;
+            for sample in dz.as_slice().expect("standard layout").chunks(per) {
+                part.fill(0.0);
+                for row in sample.chunks_exact(f) {
+                    part.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
+                }
                 db.iter_mut()
-                    .zip(row)
+                    .zip(&part)
                     .for_each(|(d, &v)| *d += f64::from(v));
             }
             grads.push(as_var(
@@ -1058,6 +1167,12 @@ impl LayerOp for Conv {
         let pin_dims: Vec<usize> = self.spatial(&x.shape()[1..]).to_vec();
         in_shape.extend(pin_dims);
         in_shape.push(self.in_channels);
+        if !want_dx && dx.is_empty() {
+            return Ok(Backward {
+                inputs: Vec::new(),
+                vars: grads,
+            });
+        }
         let dx = ArrayD::from_shape_vec(IxDyn(&in_shape), dx)
             .map_err(|e| Error::invalid(e.to_string()))?;
         Ok(Backward {
@@ -1065,22 +1180,6 @@ impl LayerOp for Conv {
             vars: grads,
         })
     }
-
-    fn activity_regularizer(&self) -> Option<Regularizer> {
-        self.activity
-    }
-
-    fn detail(&self) -> Option<String> {
-        let k: Vec<String> = self.kernel_size.iter().map(usize::to_string).collect();
-        let mut d = format!("{} {}", k.join("×"), self.activation);
-        if self.strides.iter().any(|&s| s > 1) {
-            let st: Vec<String> = self.strides.iter().map(usize::to_string).collect();
-            d.push_str(&format!(", strides {}", st.join("×")));
-        }
-        Some(d)
-    }
-
-    crate::clone_box!();
 }
 
 #[cfg(test)]

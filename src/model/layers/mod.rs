@@ -184,6 +184,20 @@ pub trait LayerOp: fmt::Debug + Send + Sync {
         dy: ArrayD<f32>,
     ) -> Result<Backward>;
 
+    /// The backward pass when no input needs a gradient (the layer reads
+    /// model inputs only): only [`Backward::vars`] is used, so a layer may
+    /// skip computing input gradients (a first convolution's is as costly
+    /// as its kernel gradient).
+    fn backward_vars(
+        &self,
+        x: &[&ArrayD<f32>],
+        y: &ArrayD<f32>,
+        saved: &Saved,
+        dy: ArrayD<f32>,
+    ) -> Result<Backward> {
+        self.backward(x, y, saved, dy)
+    }
+
     /// The layer was frozen or unfrozen (its `trainable` flag, which for
     /// BatchNormalization also selects inference-mode statistics).
     fn set_trainable(&mut self, _trainable: bool) {}
