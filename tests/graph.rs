@@ -459,11 +459,31 @@ fn image_models_prune_like_dense() {
             "--epochs",
             "1",
             "--keep-sparsity",
+            "--l1",
+            "0.001",
             "--quiet",
             "--output",
             tuned.to_str().unwrap(),
         ]);
         assert!(ok, "{name}: {err}");
+        // `--l1` put L1 on every kernel, under Keras's config key.
+        let config = KerasFile::open(&tuned).unwrap().config;
+        let mut keyed = 0;
+        for layer in config["config"]["layers"].as_array().unwrap() {
+            let c = &layer["config"];
+            for key in [
+                "kernel_regularizer",
+                "depthwise_regularizer",
+                "pointwise_regularizer",
+            ] {
+                let conv = c.get("filters").is_some() || c.get("depth_multiplier").is_some();
+                if let (true, Some(r)) = (conv, c.get(key).filter(|r| !r.is_null())) {
+                    assert_eq!(r["config"]["l1"], 0.001, "{name}: {layer}");
+                    keyed += 1;
+                }
+            }
+        }
+        assert!(keyed >= 2, "{name}: --l1 not recorded in the convolutions");
         let w2 = weights_of(&tuned);
         let mut moved = false;
         for path in &kernels {

@@ -20,10 +20,10 @@ use crate::model::Regularizer;
 /// resumes training from.
 ///
 /// Sparsity options (off by default; each one adds a `sparsity` column, the
-/// fraction of exact zeros over all Dense kernels, to the epoch logs and
+/// fraction of exact zeros over all Dense and convolution kernels, to the epoch logs and
 /// `--history`):
 ///
-/// `--keep-sparsity` holds every trainable Dense kernel weight that is
+/// `--keep-sparsity` holds every trainable Dense and convolution kernel weight that is
 /// exactly zero at the start at zero: after each optimizer update the mask
 /// is re-applied and the optimizer's slots there are reset (as after
 /// `kerasrs prune`), so a pruned model fine-tunes without losing its zeros.
@@ -67,7 +67,7 @@ pub struct Args {
     /// once training succeeded).
     #[arg(long)]
     in_place: bool,
-    /// Set `L1(L)` as the kernel regularizer of every Dense layer (recorded in the config).
+    /// Set `L1(L)` as the kernel regularizer of every Dense and convolution layer (recorded in the config).
     #[arg(long, value_name = "L")]
     l1: Option<f64>,
     #[command(flatten)]
@@ -107,16 +107,16 @@ pub struct TrainArgs {
     /// Loss to use instead of the compiled one.
     #[arg(long, value_name = "NAME")]
     pub loss: Option<String>,
-    /// Set `L2(L)` as the kernel regularizer of every Dense layer (with --l1: `L1L2`).
+    /// Set `L2(L)` as the kernel regularizer of every Dense and convolution layer (with --l1: `L1L2`).
     #[arg(long, value_name = "L")]
     pub l2: Option<f64>,
     /// Freeze these layers (comma-separated names): no update, no penalty.
     #[arg(long, value_name = "LAYER,...", value_delimiter = ',')]
     pub freeze: Vec<String>,
-    /// Masked updates: Dense kernel weights that start at exactly zero stay zero.
+    /// Masked updates: Dense and convolution kernel weights that start at exactly zero stay zero.
     #[arg(long)]
     pub keep_sparsity: bool,
-    /// Prune gradually to this sparsity per Dense kernel (0 to 1).
+    /// Prune gradually to this sparsity per Dense or convolution kernel (0 to 1).
     #[arg(long, value_name = "S")]
     pub prune_to: Option<f64>,
     /// Sparsity at `--prune-begin`.
@@ -219,14 +219,15 @@ pub fn regularizer(l1: Option<f64>, l2: Option<f64>) -> Result<Option<Regularize
     Ok(reg)
 }
 
-/// Freeze layers and set the kernel regularizer of every Dense layer.
+/// Freeze layers and set the kernel regularizer of every Dense and
+/// convolution layer (all kernels of a separable convolution).
 pub fn configure(model: &mut Model, args: &TrainArgs, reg: Option<Regularizer>) -> Result<()> {
     for name in &args.freeze {
         model.set_trainable(name, false)?;
     }
     if let Some(r) = reg {
         for i in 0..model.layers.len() {
-            if model.layers[i].dense().is_some() {
+            if crate::prune::has_weights(&model.layers[i]) {
                 model.set_kernel_regularizer(i, Some(r))?;
             }
         }

@@ -10,7 +10,7 @@ use crate::prune::plot::histogram_svg;
 use crate::prune::sparsity::TOP_FEATURES;
 use crate::prune::sparsity_report;
 
-/// Report the sparsity of every Dense kernel and bias: exact zeros, weights
+/// Report the sparsity of every Dense and convolution kernel and bias (with per-channel counts): exact zeros, weights
 /// with |w| below 1e-4, 1e-3 and 1e-2, and a histogram of log10|w| by decade;
 /// then feature selection: the input features (rows of the first Dense
 /// kernel) whose weights are all exactly zero, and the others ranked by the

@@ -20,7 +20,7 @@ use crate::prune::sparsity_report;
 /// Fine-tune one copy of a model per L1 strength and pick the sparsest
 /// one within a tolerance of the best metric.
 ///
-/// Each copy gets `L1(λ)` on every Dense kernel, as `finetune --l1` does
+/// Each copy gets `L1(λ)` on every Dense and convolution kernel, as `finetune --l1` does
 /// (same data, seed and options for every copy); sweep writes each as
 /// `DIR/l1_<λ>.keras`, prints a table (λ,
 /// final training loss, metric, sparsity, input features kept) and draws
@@ -36,7 +36,7 @@ use crate::prune::sparsity_report;
 /// The selected model is the sparsest one whose metric is within
 /// `--tolerance` (absolute, in the metric's units) of the best; ties go to
 /// the better metric, then the larger λ. Sparsity is the fraction of exact
-/// zeros over all Dense kernels; features kept are the input features whose
+/// zeros over all Dense and convolution kernels; features kept are the input features whose
 /// row of the first Dense kernel is not all zeros.
 ///
 /// `--l1-mode` defaults to `proximal` here (soft-threshold steps, which make
@@ -77,7 +77,7 @@ pub struct SweepRow {
     pub loss: f64,
     /// The selection metric.
     pub metric: f64,
-    /// Fraction of exact zeros over all Dense kernels.
+    /// Fraction of exact zeros over all Dense and convolution kernels.
     pub sparsity: f64,
     /// Input features whose first-Dense-kernel row is not all zeros (`None`
     /// when feature selection does not apply to the model).
@@ -217,6 +217,9 @@ fn run_one(
                 if let Some(d) = layer.dense_mut() {
                     d.kernel_regularizer = None;
                     d.bias_regularizer = None;
+                }
+                if let Some(op) = layer.op_mut() {
+                    op.vars_mut().iter_mut().for_each(|v| v.regularizer = None);
                 }
             }
             let logs = prepared.trainer.evaluate(&plain, eval_data, batch)?;

@@ -155,15 +155,39 @@ impl Model {
     /// Set (or clear) the kernel regularizer of the Dense layer at `index`;
     /// the written config records it, so Keras sees the same model.
     pub fn set_kernel_regularizer(&mut self, index: usize, reg: Option<Regularizer>) -> Result<()> {
-        let dense = self.layers[index]
-            .dense_mut()
-            .ok_or_else(|| Error::invalid("only Dense layers have a kernel regularizer"))?;
-        dense.kernel_regularizer = reg;
+        let layer = &mut self.layers[index];
+        let class = layer.class_name.clone();
+        // The config keys of the kernels' regularizers (Keras's names).
+        let mut keys: Vec<&'static str> = Vec::new();
+        if let Some(op) = layer.op_mut() {
+            for var in op.vars_mut() {
+                let key = match var.role {
+                    "kernel" if class.starts_with("Depthwise") => "depthwise_regularizer",
+                    "kernel" => "kernel_regularizer",
+                    "depthwise_kernel" => "depthwise_regularizer",
+                    "pointwise_kernel" => "pointwise_regularizer",
+                    _ => continue,
+                };
+                var.regularizer = reg;
+                keys.push(key);
+            }
+            if keys.is_empty() {
+                return Err(Error::invalid(format!(
+                    "`{class}` layer `{}` has no kernel",
+                    layer.name
+                )));
+            }
+        } else {
+            let dense = layer.dense_mut().ok_or_else(|| {
+                Error::invalid("only Dense and convolution layers have a kernel regularizer")
+            })?;
+            dense.kernel_regularizer = reg;
+            keys.push("kernel_regularizer");
+        }
         if let Some(Value::Object(cfg)) = self.layer_config_mut(index) {
-            cfg.insert(
-                "kernel_regularizer".into(),
-                reg.map_or(Value::Null, Regularizer::to_config),
-            );
+            for key in keys {
+                cfg.insert(key.into(), reg.map_or(Value::Null, Regularizer::to_config));
+            }
         }
         Ok(())
     }
