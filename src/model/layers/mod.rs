@@ -21,6 +21,7 @@ pub mod ops;
 pub mod pool;
 pub mod preprocessing;
 pub mod reshape;
+pub mod spatial;
 
 use std::any::Any;
 use std::fmt;
@@ -410,6 +411,16 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("GlobalAveragePooling1D", pool::build_global_pooling),
     ("GlobalAveragePooling2D", pool::build_global_pooling),
     ("GlobalAveragePooling3D", pool::build_global_pooling),
+    ("ZeroPadding1D", spatial::build_pad_crop),
+    ("ZeroPadding2D", spatial::build_pad_crop),
+    ("ZeroPadding3D", spatial::build_pad_crop),
+    ("Cropping1D", spatial::build_pad_crop),
+    ("Cropping2D", spatial::build_pad_crop),
+    ("Cropping3D", spatial::build_pad_crop),
+    ("UpSampling1D", spatial::build_up_sampling),
+    ("UpSampling2D", spatial::build_up_sampling),
+    ("UpSampling3D", spatial::build_up_sampling),
+    ("Resizing", spatial::build_resizing),
     (
         "ActivityRegularization",
         noise::build_activity_regularization,
