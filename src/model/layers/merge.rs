@@ -1,9 +1,9 @@
 //! Merging layers: `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`,
 //! `Minimum`, `Concatenate`, `Dot`.
 //!
-//! Spec: `keras/src/layers/merging/base_merge.py` (inputs of equal shape
-//! here; Keras's broadcasting of different ranks is refused with a clear
-//! error), `add.py`, `subtract.py`, `multiply.py`, `average.py` (the sum in
+//! Spec: `keras/src/layers/merging/base_merge.py` (inputs of one rank
+//! whose axes agree or are 1 broadcast as the backend ops do; Keras's
+//! reshaping of inputs of different ranks is refused with a clear error), `add.py`, `subtract.py`, `multiply.py`, `average.py` (the sum in
 //! input order, then `/ len(inputs)`), `maximum.py`, `minimum.py`
 //! (`ops.maximum(output, inputs[i])` in input order; JAX gives a tie half
 //! the gradient on each side), `concatenate.py`, `dot.py` (`batch_dot` after
@@ -53,6 +53,10 @@ pub fn build(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
     Ok(Box::new(layer))
 }
 
+/// The output shape of an elementwise merge: inputs of one rank whose
+/// axes agree or are 1 (broadcast, as `ops.add`/`ops.multiply` do in
+/// Keras's merge loop; squeeze-and-excitation multiplies `[h, w, c]` by
+/// `[1, 1, c]`).
 fn same_shapes(class: &str, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
     let first = inputs
         .first()
@@ -63,14 +67,64 @@ fn same_shapes(class: &str, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
             inputs.len(),
         ));
     }
-    if let Some(other) = inputs.iter().find(|s| *s != first) {
-        return Err(Error::unsupported(
-            "merge of different shapes",
-            format!("`{class}` of {first:?} and {other:?}"),
-            &["inputs of one shape"],
-        ));
+    let mut out = first.clone();
+    for other in &inputs[1..] {
+        if other.len() != out.len() {
+            return Err(Error::unsupported(
+                "merge of different ranks",
+                format!("`{class}` of {first:?} and {other:?}"),
+                &["inputs of one rank (axes equal or 1)"],
+            ));
+        }
+        for (o, &d) in out.iter_mut().zip(other) {
+            if *o == 1 {
+                *o = d;
+            } else if d != 1 && d != *o {
+                return Err(Error::mismatch(
+                    format!("inputs of `{class}` whose axes agree or are 1"),
+                    format!("{first:?} and {other:?}"),
+                ));
+            }
+        }
     }
-    Ok(first.clone())
+    Ok(out)
+}
+
+/// The inputs broadcast to `shape` (copies only for those that differ).
+fn broadcast_all<'a>(
+    x: &[&'a ArrayD<f32>],
+    shape: &[usize],
+) -> Result<Vec<ndarray::CowArray<'a, f32, IxDyn>>> {
+    x.iter()
+        .map(|a| {
+            if a.shape() == shape {
+                Ok(ndarray::CowArray::from(a.view()))
+            } else {
+                a.broadcast(IxDyn(shape))
+                    .map(|b| ndarray::CowArray::from(b.to_owned()))
+                    .ok_or_else(|| {
+                        Error::mismatch(
+                            format!("an input broadcastable to {shape:?}"),
+                            format!("{:?}", a.shape()),
+                        )
+                    })
+            }
+        })
+        .collect()
+}
+
+/// A gradient at the broadcast shape summed back to an input's shape.
+fn reduce_to(g: ArrayD<f32>, shape: &[usize]) -> ArrayD<f32> {
+    if g.shape() == shape {
+        return g;
+    }
+    let mut g = g;
+    for (axis, &d) in shape.iter().enumerate() {
+        if d == 1 && g.shape()[axis] != 1 {
+            g = g.sum_axis(Axis(axis)).insert_axis(Axis(axis));
+        }
+    }
+    g
 }
 
 impl Merge {
@@ -142,6 +196,17 @@ impl LayerOp for Merge {
     }
 
     fn forward(&self, x: &[&ArrayD<f32>], _cx: &mut Ctx<'_>) -> Result<Forward> {
+        let shapes: Vec<Vec<usize>> = x.iter().map(|a| a.shape().to_vec()).collect();
+        let shape = same_shapes(self.class(), &shapes)?;
+        let full = broadcast_all(x, &shape)?;
+        let owned: Vec<ArrayD<f32>>;
+        let refs: Vec<&ArrayD<f32>> = if full.iter().all(|c| c.is_view()) {
+            x.to_vec()
+        } else {
+            owned = full.into_iter().map(|c| c.into_owned()).collect();
+            owned.iter().collect()
+        };
+        let x = &refs[..];
         let mut y = self.partials(x).pop().expect("at least one input");
         if self.op == MergeOp::Average {
             let n = x.len() as f32;
@@ -157,6 +222,16 @@ impl LayerOp for Merge {
         _saved: &Saved,
         dy: ArrayD<f32>,
     ) -> Result<Backward> {
+        let shapes: Vec<Vec<usize>> = x.iter().map(|a| a.shape().to_vec()).collect();
+        let full = broadcast_all(x, dy.shape())?;
+        let owned: Vec<ArrayD<f32>>;
+        let refs: Vec<&ArrayD<f32>> = if full.iter().all(|c| c.is_view()) {
+            x.to_vec()
+        } else {
+            owned = full.into_iter().map(|c| c.into_owned()).collect();
+            owned.iter().collect()
+        };
+        let x = &refs[..];
         let inputs = match self.op {
             MergeOp::Add => vec![dy; x.len()],
             MergeOp::Subtract => vec![dy.clone(), -dy],
@@ -218,6 +293,11 @@ impl LayerOp for Merge {
                 grads
             }
         };
+        let inputs = inputs
+            .into_iter()
+            .zip(&shapes)
+            .map(|(g, s)| reduce_to(g, s))
+            .collect();
         Ok(Backward::inputs(inputs))
     }
 
