@@ -340,7 +340,6 @@ fn moves_to(selected: f32, v: f32) -> bool {
 /// output element (XLA's `SelectAndScatter` rule) goes to `arg`.
 fn max_sample<const ARG: bool>(g: &Geom, x: &[f32], y: &mut [f32], arg: &mut [u32]) {
     let c = g.c;
-    let mut nan = vec![false; c];
     let mut o = 0;
     for &(d0, d1) in &g.ranges[0] {
         for &(h0, h1) in &g.ranges[1] {
@@ -361,36 +360,68 @@ fn max_sample<const ARG: bool>(g: &Geom, x: &[f32], y: &mut [f32], arg: &mut [u3
                                         *a = (off + j) as u32;
                                     }
                                 }
-                                for (n, &v) in nan.iter_mut().zip(xs) {
-                                    *n = v.is_nan();
-                                }
-                                continue;
-                            }
-                            if ARG {
-                                let ab = &mut arg[o..o + c];
-                                for j in 0..c {
-                                    let v = xs[j];
-                                    if moves_to(yb[j], v) {
-                                        yb[j] = v;
-                                        ab[j] = (off + j) as u32;
-                                    }
-                                    nan[j] |= v.is_nan();
-                                }
+                            } else if ARG {
+                                select_with_arg(yb, &mut arg[o..o + c], xs, off as u32);
                             } else {
-                                for j in 0..c {
-                                    let v = xs[j];
-                                    if moves_to(yb[j], v) {
-                                        yb[j] = v;
-                                    }
-                                    nan[j] |= v.is_nan();
+                                for (b, &v) in yb.iter_mut().zip(xs) {
+                                    let m = 0u32.wrapping_sub(u32::from(moves_to(*b, v)));
+                                    *b = f32::from_bits((v.to_bits() & m) | (b.to_bits() & !m));
                                 }
                             }
                         }
                     }
                 }
-                for (v, &n) in yb.iter_mut().zip(&nan) {
-                    if n {
-                        *v = f32::NAN;
+                o += c;
+            }
+        }
+    }
+    if has_nan(x) {
+        propagate_nan(g, x, y);
+    }
+}
+
+/// One step of the selection over a window position for every channel:
+/// `y`/`arg` move to `x`/`base + j` where [`moves_to`] says so.
+#[inline]
+fn select_with_arg(y: &mut [f32], arg: &mut [u32], x: &[f32], base: u32) {
+    // Common length, so that the loop has no bounds checks and vectorizes.
+    let n = y.len().min(arg.len()).min(x.len());
+    let (y, arg, x) = (&mut y[..n], &mut arg[..n], &x[..n]);
+    // Bit masks instead of branches: ties and zeros (ReLU outputs) make
+    // the comparison unpredictable.
+    for j in 0..n {
+        let (b, v) = (y[j], x[j]);
+        let m = 0u32.wrapping_sub(u32::from(moves_to(b, v)));
+        y[j] = f32::from_bits((v.to_bits() & m) | (b.to_bits() & !m));
+        arg[j] = (base.wrapping_add(j as u32) & m) | (arg[j] & !m);
+    }
+}
+
+/// Whether `x` holds a NaN (branch-free over blocks, so it vectorizes).
+fn has_nan(x: &[f32]) -> bool {
+    x.chunks(256)
+        .any(|block| block.iter().fold(false, |acc, v| acc | v.is_nan()))
+}
+
+/// `lax.max` propagates NaN, which the selection rule may step over: every
+/// window holding a NaN gives NaN (rarely needed, so a separate pass).
+fn propagate_nan(g: &Geom, x: &[f32], y: &mut [f32]) {
+    let c = g.c;
+    let mut o = 0;
+    for &(d0, d1) in &g.ranges[0] {
+        for &(h0, h1) in &g.ranges[1] {
+            for &(w0, w1) in &g.ranges[2] {
+                for d in d0..d1 {
+                    for h in h0..h1 {
+                        let row = (d * g.inp[1] + h) * g.inp[2];
+                        for w in w0..w1 {
+                            let off = (row + w) * c;
+                            for (b, &v) in y[o..o + c].iter_mut().zip(&x[off..off + c]) {
+                                if v.is_nan() {
+                                    *b = v;
+                                }
+                            }
+                        }
                     }
                 }
                 o += c;
@@ -1004,6 +1035,17 @@ mod tests {
             .backward(&[&x], &f.y, &f.saved, ArrayD::ones(IxDyn(&[1, 1, 1, 1])))
             .unwrap();
         assert_eq!(b.inputs[0].as_slice().unwrap(), [0.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn max_pool_propagates_nan() {
+        let op = build(build_pooling, "MaxPooling1D", json!({}), &[vec![4, 1]], &[]);
+        let x = ArrayD::from_shape_vec(IxDyn(&[1, 4, 1]), vec![f32::NAN, 1.0, 2.0, 3.0]).unwrap();
+        for mode in [RunMode::Training, RunMode::Inference] {
+            let y = run(op.as_ref(), &x, mode).y;
+            assert!(y[[0, 0, 0]].is_nan());
+            assert_eq!(y[[0, 1, 0]], 3.0);
+        }
     }
 
     #[test]
