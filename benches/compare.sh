@@ -36,3 +36,6 @@ echo "predict: kerasrs / Keras = $(ratio "$(secs '^predict ')" "$(secs 'keras .*
 echo "one epoch: kerasrs (whole process, cargo bench) / Keras warm epoch = $(ratio "$ours" "$warm")"
 echo "one epoch: kerasrs (whole process, cargo bench) / Keras first epoch (with compilation) = $(ratio "$ours" "$first")"
 grep '^alternating:' "$out" | sed 's/^alternating: /one epoch, alternating runs: /'
+# Image models: the keras-io MNIST convnet's epoch and MobileNetV2 inference.
+KERAS_BACKEND=jax "$py" benches/keras_convnet.py --kerasrs target/release/kerasrs --predict \
+    | grep -E 'convnet alternating|MobileNetV2'
