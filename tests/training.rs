@@ -233,3 +233,48 @@ fn data_layout_does_not_change_training() {
         }
     }
 }
+
+/// SIGTERM (as `kill`, a container stop or a closed terminal's SIGHUP send)
+/// is treated as Ctrl-C: training stops after the current batch, the
+/// command fails with one `error:` line, and nothing is left behind (no
+/// output, no temporary file).
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_training_cleanly() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.keras");
+    for signal in ["TERM", "HUP"] {
+        let child = Command::new(env!("CARGO_BIN_EXE_kerasrs"))
+            .args([
+                "finetune",
+                fixtures_dir().join("models/digits.keras").to_str().unwrap(),
+                "--data",
+                fixtures_dir().join("digits.npz").to_str().unwrap(),
+                "--epochs",
+                "100000",
+                "--quiet",
+                "--output",
+                out.to_str().unwrap(),
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{signal}: {stderr}");
+        assert!(
+            output.status.code().is_some(),
+            "{signal}: killed, not stopped: {stderr}"
+        );
+        assert_eq!(stderr.matches("error:").count(), 1, "{signal}: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{signal}: left {left:?}");
+    }
+}

@@ -1,6 +1,9 @@
-//! Ctrl-C: during training the first press stops after the current batch
-//! (the command then fails and writes nothing); any other press, or a press
-//! outside training, removes in-flight temporary files and exits with 130.
+//! Ctrl-C, SIGTERM and SIGHUP (the `ctrlc` crate's `termination` feature
+//! handles all three alike): during training the first signal stops after
+//! the current batch (the command then fails with one `error:` line and
+//! writes nothing); any other signal, or one outside training (while an
+//! output is being written), removes in-flight temporary files and exits
+//! with 130.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
