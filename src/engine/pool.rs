@@ -30,6 +30,13 @@ const IDLE: u8 = 0;
 const POSTED: u8 = 1;
 const DONE: u8 = 2;
 const PANICKED: u8 = 3;
+/// The worker took the posted job and runs it.
+const RUNNING: u8 = 4;
+
+/// Idle spin rounds between two `yield_now` calls: a spinning worker gives
+/// its core away regularly, so on a busy machine it does not starve the
+/// threads that have work (its own caller among them).
+const YIELD_EVERY: u32 = 256;
 
 type Job = *mut (dyn FnMut() + Send);
 
@@ -82,10 +89,23 @@ fn worker() -> Option<&'static Worker> {
 fn run_worker(w: &'static Worker) {
     loop {
         let mut spins = 0u32;
-        while w.state.load(Ordering::Acquire) != POSTED {
+        loop {
+            // Take the job only by winning it from POSTED: the caller may
+            // have reclaimed it (see `Wait::finish`).
+            if w.state.load(Ordering::Acquire) == POSTED
+                && w.state
+                    .compare_exchange(POSTED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                break;
+            }
             if spins < SPIN {
                 spins += 1;
-                std::hint::spin_loop();
+                if spins.is_multiple_of(YIELD_EVERY) {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
             } else {
                 w.sleeping.store(true, Ordering::SeqCst);
                 if w.state.load(Ordering::SeqCst) != POSTED {
@@ -96,7 +116,8 @@ fn run_worker(w: &'static Worker) {
             }
         }
         // SAFETY: see `Worker`; the caller keeps the closure alive until it
-        // sees DONE or PANICKED.
+        // sees DONE or PANICKED, and does not touch the job once the worker
+        // won it (RUNNING).
         let job = unsafe { (*w.job.get()).take() };
         let outcome = match job {
             Some((f, mode)) => {
@@ -115,11 +136,37 @@ fn run_worker(w: &'static Worker) {
 struct Wait<'a>(&'a Worker);
 
 impl Wait<'_> {
+    /// Takes the posted job back if the worker has not started it (on a
+    /// busy machine the worker may not be running at all: the caller then
+    /// does the work instead of waiting for it to be scheduled).
+    fn reclaim(&self) -> Option<(Job, Mode)> {
+        let w = self.0;
+        w.state
+            .compare_exchange(POSTED, IDLE, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        // SAFETY: the worker never won the job (it only reads it after
+        // moving the state from POSTED to RUNNING), so the cell is ours.
+        unsafe { (*w.job.get()).take() }
+    }
+
+    /// Waits for (or runs) the worker's half; true when it panicked.
     fn finish(&self) -> bool {
+        if let Some((f, _)) = self.reclaim() {
+            // SAFETY: `f` points to the caller's closure, alive in `join`.
+            return catch_unwind(AssertUnwindSafe(|| unsafe { (*f)() })).is_err();
+        }
+        let mut spins = 0u32;
         loop {
             match self.0.state.load(Ordering::Acquire) {
                 DONE | PANICKED => break,
-                _ => std::hint::spin_loop(),
+                _ => {
+                    spins = spins.wrapping_add(1);
+                    if spins.is_multiple_of(YIELD_EVERY) {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
             }
         }
         let panicked = self.0.state.load(Ordering::Acquire) == PANICKED;
@@ -130,7 +177,10 @@ impl Wait<'_> {
 
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
-        if self.0.state.load(Ordering::Acquire) != IDLE {
+        // Unwinding from the caller's half: a job the worker has not
+        // started is dropped, not run; one it runs is waited for (it
+        // borrows this frame).
+        if self.reclaim().is_none() && self.0.state.load(Ordering::Acquire) != IDLE {
             self.finish();
         }
         self.0.busy.store(false, Ordering::Release);
@@ -185,6 +235,23 @@ where
     }
     drop(wait);
     (ra, rb.expect("the worker ran its closure"))
+}
+
+/// `f` over samples `0..n` in two halves, on both threads when `split`
+/// (and there are two samples): `out` holds `per` values per sample and is
+/// cut between the halves; `f` gets its range of samples and their part of
+/// `out`. Returns both halves' results (the second is for an empty range
+/// when not split).
+pub fn halves<T: Send, R: Send>(
+    n: usize,
+    per: usize,
+    out: &mut [T],
+    split: bool,
+    f: &(dyn Fn(std::ops::Range<usize>, &mut [T]) -> R + Sync),
+) -> (R, R) {
+    let h = if split && n >= 2 { n / 2 } else { n };
+    let (o1, o2) = out.split_at_mut((h * per).min(out.len()));
+    join_if(split && h > 0 && h < n, || f(0..h, o1), || f(h..n, o2))
 }
 
 /// [`join`] when `split` is true; otherwise `a` then `b` on this thread (for

@@ -46,15 +46,13 @@
 //! activation that is not element-wise (softmax over the channels) is
 //! supported for `channels_last` only; `glu` and `lora_rank` are refused.
 
-use std::ops::Range;
-
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn, s};
 use serde_json::Value;
 
 use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Role, Saved, Var, single_shape};
 use crate::engine::gemm::matmul_into;
 use crate::engine::im2col::{Geometry, Span};
-use crate::engine::pool;
+use crate::engine::pool::halves;
 use crate::error::{Error, Result};
 use crate::model::activation::Activation;
 use crate::model::regularizer::Regularizer;
@@ -601,20 +599,6 @@ struct ConvSaved {
     z: Option<Array2<f32>>,
     /// Channels-last output rows (activations that need it).
     y: Option<Array2<f32>>,
-}
-
-/// `f` over samples `0..n`, in two halves on both threads when `split`;
-/// `out` (`n · per` values) is cut at the halves.
-fn halves<R: Send>(
-    n: usize,
-    per: usize,
-    out: &mut [f32],
-    split: bool,
-    f: &(dyn Fn(Range<usize>, &mut [f32]) -> R + Sync),
-) -> (R, R) {
-    let h = if split && n >= 2 { n / 2 } else { n };
-    let (o1, o2) = out.split_at_mut(h * per);
-    pool::join_if(split && h > 0 && h < n, || f(0..h, o1), || f(h..n, o2))
 }
 
 /// `a += b` element-wise.

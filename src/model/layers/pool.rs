@@ -54,15 +54,16 @@
 //! `data_format="channels_first"` is supported by moving the channels last
 //! and back (pure copies; the arithmetic is the same).
 //!
-//! Large tensors run one sample per rayon task, in the caller's
-//! floating-point mode (see `engine::fpmode`).
+//! Large tensors run in two halves of the samples on both threads
+//! (`engine::pool::halves`; the worker runs in the caller's floating-point
+//! mode, and on a busy machine the caller takes a half back rather than
+//! wait for a descheduled worker).
 
 use ndarray::{ArrayD, IxDyn};
-use rayon::prelude::*;
 use serde_json::Value;
 
 use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Saved, keras_shape, single_shape};
-use crate::engine::fpmode::Mode;
+use crate::engine::pool::{self, halves};
 use crate::error::{Error, Result};
 use crate::model::activation::PAR_THRESHOLD;
 
@@ -198,21 +199,16 @@ pub(super) fn each_sample<T: Send>(
     if in_ps == 0 || out_ps == 0 {
         return;
     }
-    if x.len().max(out.len()) >= PAR_THRESHOLD {
-        let mode = Mode::current();
-        out.par_chunks_mut(out_ps)
-            .zip(x.par_chunks(in_ps))
-            .for_each(|(o, i)| {
-                let before = Mode::current();
-                mode.apply();
-                f(i, o);
-                before.apply();
-            });
-    } else {
-        for (o, i) in out.chunks_mut(out_ps).zip(x.chunks(in_ps)) {
-            f(i, o);
+    let n = (x.len() / in_ps).min(out.len() / out_ps);
+    let split = x.len().max(out.len()) >= PAR_THRESHOLD;
+    halves(n, out_ps, out, split, &|range, o| {
+        for (k, s) in range.enumerate() {
+            f(
+                &x[s * in_ps..(s + 1) * in_ps],
+                &mut o[k * out_ps..(k + 1) * out_ps],
+            );
         }
-    }
+    });
 }
 
 /// A `[n, ...]` array from a flat buffer.
@@ -630,17 +626,19 @@ impl Pool {
             let work = |((yb, ab), xb): ((&mut [f32], &mut [u32]), &[f32])| {
                 max_sample::<true>(g, xb, yb, ab)
             };
-            if x.len() >= PAR_THRESHOLD {
-                let mode = Mode::current();
-                y.par_chunks_mut(out_ps)
-                    .zip(arg.par_chunks_mut(out_ps))
-                    .zip(x.par_chunks(in_ps))
-                    .for_each(|job| {
-                        let before = Mode::current();
-                        mode.apply();
-                        work(job);
-                        before.apply();
-                    });
+            if x.len() >= PAR_THRESHOLD && n >= 2 {
+                // Both threads, one half of the samples each.
+                let h = n / 2;
+                let (y1, y2) = y.split_at_mut(h * out_ps);
+                let (a1, a2) = arg.split_at_mut(h * out_ps);
+                let (x1, x2) = x.split_at(h * in_ps);
+                let run = |ys: &mut [f32], args: &mut [u32], xs: &[f32]| {
+                    ys.chunks_mut(out_ps)
+                        .zip(args.chunks_mut(out_ps))
+                        .zip(xs.chunks(in_ps))
+                        .for_each(work);
+                };
+                pool::join(|| run(y1, a1, x1), || run(y2, a2, x2));
             } else {
                 y.chunks_mut(out_ps)
                     .zip(arg.chunks_mut(out_ps))
@@ -727,10 +725,12 @@ impl LayerOp for Pool {
                     }
                 };
                 if dx.len() >= PAR_THRESHOLD {
-                    dx.par_chunks_mut(in_ps)
-                        .zip(arg.par_chunks(out_ps))
-                        .zip(dys.par_chunks(out_ps))
-                        .for_each(work);
+                    halves(n, in_ps, &mut dx, true, &|range, d| {
+                        d.chunks_mut(in_ps)
+                            .zip(arg[range.start * out_ps..range.end * out_ps].chunks(out_ps))
+                            .zip(dys[range.start * out_ps..range.end * out_ps].chunks(out_ps))
+                            .for_each(work);
+                    });
                 } else {
                     dx.chunks_mut(in_ps)
                         .zip(arg.chunks(out_ps))
