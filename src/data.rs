@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, Axis, IxDyn};
-use ndarray_npy::{ReadNpyError, ReadNpyExt, ReadableElement, WriteNpyExt};
+use ndarray_npy::WriteNpyExt;
 use rayon::prelude::*;
 
 use crate::archive::atomic::write_atomic_with;
@@ -72,40 +72,32 @@ fn parse_npy_header(bytes: &[u8]) -> Result<NpyHeader> {
         .ok_or_else(|| Error::invalid("truncated .npy header"))?;
     let header = std::str::from_utf8(&bytes[start..end])
         .map_err(|_| Error::invalid(".npy header is not text"))?;
-    let field = |key: &str| -> Option<&str> {
-        let at = header.find(&format!("'{key}'"))?;
-        Some(
-            header[at + key.len() + 2..]
-                .trim_start()
-                .strip_prefix(':')?
-                .trim_start(),
-        )
+    let HeaderDict {
+        descr,
+        fortran_order,
+        shape: dims,
+    } = header_dict(header)?;
+    let itemsize: u64 = match descr.as_str() {
+        "<f4" | "<i4" | "<u4" | ">f4" | ">i4" | ">u4" => 4,
+        "<f8" | "<i8" | "<u8" | ">f8" | ">i8" | ">u8" => 8,
+        "<i2" | "<u2" | ">i2" | ">u2" => 2,
+        "|u1" | "|i1" | "|b1" => 1,
+        _ => {
+            return Err(Error::unsupported(
+                ".npy dtype",
+                descr,
+                &["<f4", "<f8", "<i4", "<i8"],
+            ));
+        }
     };
-    let descr = field("descr").ok_or_else(|| Error::missing("`descr` in the .npy header"))?;
-    let descr = descr
-        .trim_start_matches(['\'', '"'])
-        .split(['\'', '"'])
-        .next()
-        .unwrap_or("");
-    let itemsize: u64 = descr
-        .chars()
-        .skip(2)
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .map_err(|_| Error::unsupported(".npy dtype", descr, &["<f4", "<f8", "<i4", "<i8"]))?;
-    let fortran_order = field("fortran_order").is_some_and(|v| v.starts_with("True"));
-    let shape_text = field("shape").ok_or_else(|| Error::missing("`shape` in the .npy header"))?;
-    let inner = shape_text
-        .strip_prefix('(')
-        .and_then(|t| t.split(')').next())
-        .ok_or_else(|| Error::invalid("malformed `shape` in the .npy header"))?;
+    let inner = dims
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut elements: u64 = 1;
     let mut shape = Vec::new();
-    for dim in inner.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let d: u64 = dim.parse().map_err(|_| {
-            Error::invalid(format!("malformed dimension `{dim}` in the .npy header"))
-        })?;
+    for &d in &dims {
         elements = elements
             .checked_mul(d)
             .ok_or_else(|| Error::limit("npy_shape", format!("shape ({inner}) overflows")))?;
@@ -125,39 +117,292 @@ fn parse_npy_header(bytes: &[u8]) -> Result<NpyHeader> {
         ));
     }
     Ok(NpyHeader {
-        descr: descr.to_string(),
+        descr,
         fortran_order,
         shape,
         data_start: end,
     })
 }
 
-fn parse_as<T: ReadableElement>(bytes: &[u8]) -> std::result::Result<ArrayD<T>, ReadNpyError> {
-    ArrayD::<T>::read_npy(std::io::Cursor::new(bytes))
+/// The three keys of a `.npy` header.
+struct HeaderDict {
+    descr: String,
+    fortran_order: bool,
+    shape: Vec<u64>,
 }
 
-/// Parse `.npy` bytes as float32, casting float64 and integer arrays.
-pub fn npy_f32_from_bytes(bytes: &[u8]) -> Result<ArrayD<f32>> {
-    parse_npy_header(bytes)?;
-    match parse_as::<f32>(bytes) {
-        Ok(a) => Ok(a),
-        Err(ReadNpyError::WrongDescriptor(_)) => {
-            if let Ok(a) = parse_as::<f64>(bytes) {
-                return Ok(a.mapv(|v| v as f32));
-            }
-            if let Ok(a) = parse_as::<i64>(bytes) {
-                return Ok(a.mapv(|v| v as f32));
-            }
-            if let Ok(a) = parse_as::<i32>(bytes) {
-                return Ok(a.mapv(|v| v as f32));
-            }
-            Err(Error::mismatch(
-                "a float32, float64, int32 or int64 array",
-                "another dtype",
-            ))
-        }
-        Err(e) => Err(Error::invalid(format!("not a readable .npy array: {e}"))),
+/// A Python literal, as far as `.npy` headers use them.
+#[derive(Debug, Clone, PartialEq)]
+enum Literal {
+    Str(String),
+    Bool(bool),
+    Int(i128),
+    None,
+    Tuple(Vec<Literal>),
+    List(Vec<Literal>),
+    Dict(Vec<(Literal, Literal)>),
+}
+
+/// Parse a `.npy` header as numpy does (`format._read_array_header`: the
+/// text is a Python literal read by `ast.literal_eval`, which must be a dict
+/// with exactly the keys `descr`, `fortran_order` and `shape`; a repeated
+/// key keeps its last value, as in Python).
+fn header_dict(text: &str) -> Result<HeaderDict> {
+    let bad = |what: &str| Error::invalid(format!("malformed .npy header ({what}): {text:?}"));
+    let mut p = LiteralParser {
+        s: text.as_bytes(),
+        at: 0,
+        depth: 0,
+    };
+    let value = p.value().map_err(|e| bad(&e))?;
+    p.skip_ws();
+    if p.at != p.s.len() {
+        return Err(bad("text after the dictionary"));
     }
+    let Literal::Dict(items) = value else {
+        return Err(bad("not a dictionary"));
+    };
+    let mut map: Vec<(String, Literal)> = Vec::new();
+    for (k, v) in items {
+        let Literal::Str(k) = k else {
+            return Err(bad("a key that is not a string"));
+        };
+        match map.iter_mut().find(|(key, _)| *key == k) {
+            Some(slot) => slot.1 = v,
+            None => map.push((k, v)),
+        }
+    }
+    let mut keys: Vec<&str> = map.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    if keys != ["descr", "fortran_order", "shape"] {
+        return Err(Error::mismatch(
+            "a .npy header with the keys `descr`, `fortran_order` and `shape`",
+            format!("keys {keys:?}"),
+        ));
+    }
+    let get = |k: &str| &map.iter().find(|(key, _)| key == k).expect("checked").1;
+    let descr = match get("descr") {
+        Literal::Str(d) => d.clone(),
+        other => {
+            return Err(Error::unsupported(
+                ".npy dtype",
+                format!("{other:?}"),
+                &["<f4", "<f8", "<i4", "<i8"],
+            ));
+        }
+    };
+    let fortran_order = match get("fortran_order") {
+        Literal::Bool(b) => *b,
+        _ => return Err(bad("`fortran_order` is not a boolean")),
+    };
+    let shape = match get("shape") {
+        Literal::Tuple(items) => items
+            .iter()
+            .map(|d| match d {
+                Literal::Int(v) => u64::try_from(*v).map_err(|_| bad("a negative dimension")),
+                _ => Err(bad("a dimension that is not an integer")),
+            })
+            .collect::<Result<Vec<u64>>>()?,
+        _ => return Err(bad("`shape` is not a tuple")),
+    };
+    Ok(HeaderDict {
+        descr,
+        fortran_order,
+        shape,
+    })
+}
+
+/// A recursive-descent reader of the Python literals `.npy` headers hold.
+struct LiteralParser<'a> {
+    s: &'a [u8],
+    at: usize,
+    depth: usize,
+}
+
+impl LiteralParser<'_> {
+    fn skip_ws(&mut self) {
+        while self.at < self.s.len() && self.s[self.at].is_ascii_whitespace() {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.s.get(self.at).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self) -> std::result::Result<Literal, String> {
+        self.depth += 1;
+        if self.depth > 32 {
+            return Err("nested too deeply".into());
+        }
+        let v = match self.peek().ok_or("unexpected end")? {
+            b'{' => {
+                self.at += 1;
+                let mut items = Vec::new();
+                while !self.eat(b'}') {
+                    let k = self.value()?;
+                    if !self.eat(b':') {
+                        return Err("`:` expected".into());
+                    }
+                    items.push((k, self.value()?));
+                    if !self.eat(b',') {
+                        if !self.eat(b'}') {
+                            return Err("`,` or `}` expected".into());
+                        }
+                        break;
+                    }
+                }
+                Literal::Dict(items)
+            }
+            open @ (b'(' | b'[') => {
+                self.at += 1;
+                let close = if open == b'(' { b')' } else { b']' };
+                let mut items = Vec::new();
+                let mut comma = false;
+                while !self.eat(close) {
+                    items.push(self.value()?);
+                    comma = self.eat(b',');
+                    if !comma {
+                        if !self.eat(close) {
+                            return Err("`,` or a closing bracket expected".into());
+                        }
+                        break;
+                    }
+                }
+                match (open, items.len(), comma) {
+                    // `(x)` is x, not a tuple.
+                    (b'(', 1, false) => items.pop().expect("one item"),
+                    (b'(', ..) => Literal::Tuple(items),
+                    _ => Literal::List(items),
+                }
+            }
+            q @ (b'\'' | b'"') => {
+                self.at += 1;
+                let mut out = String::new();
+                loop {
+                    let c = *self.s.get(self.at).ok_or("unterminated string")?;
+                    self.at += 1;
+                    match c {
+                        _ if c == q => break,
+                        b'\\' => {
+                            let e = *self.s.get(self.at).ok_or("unterminated string")?;
+                            self.at += 1;
+                            out.push(match e {
+                                b'n' => '\n',
+                                b't' => '\t',
+                                other => char::from(other),
+                            });
+                        }
+                        b'\n' => return Err("newline in a string".into()),
+                        _ => out.push(char::from(c)),
+                    }
+                }
+                Literal::Str(out)
+            }
+            b'0'..=b'9' | b'-' | b'+' => {
+                let begin = self.at;
+                self.at += 1;
+                while self
+                    .s
+                    .get(self.at)
+                    .is_some_and(|c| c.is_ascii_digit() || *c == b'_')
+                {
+                    self.at += 1;
+                }
+                let text: String = std::str::from_utf8(&self.s[begin..self.at])
+                    .map_err(|_| "bad number")?
+                    .replace('_', "");
+                Literal::Int(text.parse().map_err(|_| format!("bad integer `{text}`"))?)
+            }
+            _ => {
+                let rest = &self.s[self.at..];
+                let (lit, len) = if rest.starts_with(b"True") {
+                    (Literal::Bool(true), 4)
+                } else if rest.starts_with(b"False") {
+                    (Literal::Bool(false), 5)
+                } else if rest.starts_with(b"None") {
+                    (Literal::None, 4)
+                } else {
+                    return Err("unexpected character".into());
+                };
+                self.at += len;
+                if self
+                    .s
+                    .get(self.at)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                {
+                    return Err("unexpected name".into());
+                }
+                lit
+            }
+        };
+        self.depth -= 1;
+        Ok(v)
+    }
+}
+
+/// Parse `.npy` bytes as float32, casting the other numeric dtypes as
+/// `numpy.astype("float32")` does (round to nearest); Fortran-order data is
+/// returned in C order.
+pub fn npy_f32_from_bytes(bytes: &[u8]) -> Result<ArrayD<f32>> {
+    let header = parse_npy_header(bytes)?;
+    let data = &bytes[header.data_start..];
+    let (kind, little) = {
+        let d = header.descr.as_bytes();
+        (&header.descr[1..], d[0] != b'>')
+    };
+    macro_rules! cast {
+        ($t:ty, $n:expr) => {
+            data.chunks_exact($n)
+                .map(|c| {
+                    let a: [u8; $n] = c.try_into().expect("chunk size");
+                    (if little {
+                        <$t>::from_le_bytes(a)
+                    } else {
+                        <$t>::from_be_bytes(a)
+                    }) as f32
+                })
+                .collect::<Vec<f32>>()
+        };
+    }
+    let values: Vec<f32> = match kind {
+        "f4" => cast!(f32, 4),
+        "f8" => cast!(f64, 8),
+        "i1" => cast!(i8, 1),
+        "u1" => cast!(u8, 1),
+        "b1" => data.iter().map(|&b| f32::from(u8::from(b != 0))).collect(),
+        "i2" => cast!(i16, 2),
+        "u2" => cast!(u16, 2),
+        "i4" => cast!(i32, 4),
+        "u4" => cast!(u32, 4),
+        "i8" => cast!(i64, 8),
+        "u8" => cast!(u64, 8),
+        _ => {
+            return Err(Error::unsupported(
+                ".npy dtype",
+                header.descr,
+                &["<f4", "<f8", "<i4", "<i8"],
+            ));
+        }
+    };
+    let shape = IxDyn(&header.shape);
+    let array = if header.fortran_order {
+        use ndarray::ShapeBuilder;
+        ArrayD::from_shape_vec(shape.f(), values).map(|a| a.as_standard_layout().into_owned())
+    } else {
+        ArrayD::from_shape_vec(shape, values)
+    };
+    array.map_err(|e| Error::invalid(format!("not a readable .npy array: {e}")))
 }
 
 /// A float32 array read from a `.npy` file or `.npz` member, first axis
@@ -682,6 +927,54 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 16]);
         let err = npy_f32_from_bytes(&bytes).unwrap_err();
         assert!(err.to_string().contains("4000000 bytes of data"), "{err}");
+    }
+
+    fn npy_with_header(header: &str, data: &[f32]) -> Vec<u8> {
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+        bytes
+    }
+
+    /// Headers are Python literals read as numpy's `ast.literal_eval` reads
+    /// them: a repeated key keeps its last value (here `fortran_order`, so
+    /// the 2 × 3 data is column-major), double quotes are quotes, and
+    /// syntax Python refuses is refused.
+    #[test]
+    fn npy_headers_parse_like_numpy() {
+        let data = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let twice =
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'fortran_order': True}";
+        let a = npy_f32_from_bytes(&npy_with_header(twice, &data)).unwrap();
+        // numpy: np.array([1..6]).reshape((2, 3), order="F")
+        assert_eq!(a.as_slice().unwrap(), &[1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
+        let double = "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (2, 3,), }\n";
+        let b = npy_f32_from_bytes(&npy_with_header(double, &data)).unwrap();
+        assert_eq!(b.as_slice().unwrap(), &data);
+        assert_eq!(b.shape(), &[2, 3]);
+        let scalar = "{'descr': '<f4', 'fortran_order': False, 'shape': ()}";
+        assert_eq!(
+            npy_f32_from_bytes(&npy_with_header(scalar, &data[..1]))
+                .unwrap()
+                .ndim(),
+            0
+        );
+        for bad in [
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3,,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (6)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'extra': 1}",
+            "{'descr': '<f4', 'shape': (2, 3)}",
+            "{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 3)}",
+            "{'descr': '<f4', 'fortran_order': Falsey, 'shape': (2, 3)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3)}",
+            "{'descr': '<f4' 'fortran_order': False, 'shape': (2, 3)}",
+            "['descr', '<f4']",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)} x",
+        ] {
+            let err = npy_f32_from_bytes(&npy_with_header(bad, &data));
+            assert!(err.is_err(), "{bad}");
+        }
     }
 
     fn write_npz(path: &Path, x: &ArrayD<f32>) {
