@@ -36,31 +36,75 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }
 
-/// Check that `path` can be written atomically: its directory exists, and
-/// it is absent or a regular file (a rename over a device such as
-/// `/dev/null`, a FIFO, a socket or a directory would replace it, so those
-/// are refused).
+/// Check that `path` can be written atomically: it names a file (no
+/// trailing `/`), its directory exists and is writable, and it is absent or
+/// a regular file (a rename over a device such as `/dev/null`, a FIFO, a
+/// socket or a directory would replace it, so those are refused).
 pub fn check_output_target(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(
+                Error::invalid("is a directory: give a file name for the output").in_file(path),
+            );
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(Error::invalid(
+                "exists and is not a regular file (a device, FIFO or socket): refusing to replace it",
+            )
+            .in_file(path));
+        }
+        _ => {}
+    }
+    if path
+        .as_os_str()
+        .to_string_lossy()
+        .ends_with(std::path::MAIN_SEPARATOR)
+    {
+        return Err(Error::invalid(
+            "ends with a path separator but is not a directory: give a file name for the output",
+        )
+        .in_file(path));
+    }
     if !dir.is_dir() {
         return Err(
             Error::invalid(format!("the directory `{}` does not exist", dir.display()))
                 .in_file(path),
         );
     }
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            Err(Error::invalid("is a directory: give a file name for the output").in_file(path))
-        }
-        Ok(m) if !m.is_file() => Err(Error::invalid(
-            "exists and is not a regular file (a device, FIFO or socket): refusing to replace it",
-        )
-        .in_file(path)),
-        _ => Ok(()),
+    if !dir_is_writable(dir) {
+        return Err(Error::invalid(format!(
+            "the directory `{}` is not writable: choose an output in a directory you can write to",
+            dir.display()
+        ))
+        .in_file(path));
     }
+    Ok(())
+}
+
+/// The directory an output is created in.
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Whether files can be created in `dir` (write and search permission, a
+/// writable file system).
+#[cfg(unix)]
+fn dir_is_writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string; `access` only reads it.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+#[cfg(not(unix))]
+fn dir_is_writable(dir: &Path) -> bool {
+    std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
 /// Write to `path` atomically through a callback that fills the temporary file.
@@ -69,10 +113,7 @@ pub fn write_atomic_with(
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
     check_output_target(path)?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".kerasrs-")
         .suffix(".tmp")
