@@ -1,5 +1,6 @@
 //! What a path or a name in a file can do: no output may replace an input
-//! or another output under any name.
+//! or another output under any name, and outputs get the permissions any
+//! new file gets.
 
 mod common;
 
@@ -290,4 +291,70 @@ fn output_directories_are_checked_before_any_work() {
         std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     assert!(!dir.path().join("out.keras").exists());
+}
+
+/// Run kerasrs under a umask.
+#[cfg(unix)]
+fn with_umask(umask: &str, args: &[&str]) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_kerasrs"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// New outputs get 0666 less the umask, as any program's new file; an
+/// output that replaces a file (`--in-place`, an existing `--output`)
+/// keeps that file's mode.
+#[cfg(unix)]
+#[test]
+fn outputs_follow_the_umask_and_keep_an_existing_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, model, data) = workspace();
+    let out = dir.path().join("out.keras");
+    with_umask("022", &["convert", s(&model), "--output", s(&out)]);
+    assert_eq!(mode(&out), 0o644);
+    std::fs::remove_file(&out).unwrap();
+    with_umask("027", &["convert", s(&model), "--output", s(&out)]);
+    assert_eq!(mode(&out), 0o640);
+    let history = dir.path().join("h.csv");
+    with_umask(
+        "002",
+        &[
+            "finetune",
+            s(&model),
+            "--data",
+            s(&data),
+            "--quiet",
+            "--output",
+            s(&dir.path().join("t.keras")),
+            "--history",
+            s(&history),
+        ],
+    );
+    assert_eq!(mode(&history), 0o664);
+    assert_eq!(mode(&dir.path().join("t.keras")), 0o664);
+    // Replacing: the file's mode stays, whatever the umask.
+    std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o644)).unwrap();
+    with_umask(
+        "077",
+        &["convert", s(&model), "--output", s(&model), "--in-place"],
+    );
+    assert_eq!(mode(&model), 0o644);
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o604)).unwrap();
+    with_umask("022", &["convert", s(&model), "--output", s(&out)]);
+    assert_eq!(mode(&out), 0o604);
 }

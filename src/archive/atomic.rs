@@ -107,6 +107,17 @@ fn dir_is_writable(dir: &Path) -> bool {
     std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
 }
 
+/// The mode of the file an output replaces, which the output keeps (an
+/// `--in-place` rewrite stays as it was); `None` for a new file.
+#[cfg(unix)]
+fn existing_mode(path: &Path) -> Option<std::fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+    Some(std::fs::Permissions::from_mode(
+        m.permissions().mode() & 0o777,
+    ))
+}
+
 /// Write to `path` atomically through a callback that fills the temporary file.
 pub fn write_atomic_with(
     path: &Path,
@@ -114,14 +125,25 @@ pub fn write_atomic_with(
 ) -> Result<()> {
     check_output_target(path)?;
     let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kerasrs-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(e, dir))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".kerasrs-").suffix(".tmp");
+    // `tempfile` creates its files 0600: ask for 0666 instead, which the
+    // umask narrows as it does for any new file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    #[cfg(unix)]
+    let keep = existing_mode(path);
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(e, dir))?;
     let tmp_path = tmp.path().to_path_buf();
     track(&tmp_path, true);
     let result = (|| {
+        // A replaced file's mode is kept exactly, whatever the umask.
+        #[cfg(unix)]
+        if let Some(mode) = keep {
+            tmp.as_file()
+                .set_permissions(mode)
+                .map_err(|e| Error::io(e, path))?;
+        }
         fill(tmp.as_file_mut()).map_err(|e| Error::io(e, path))?;
         tmp.as_file().sync_all().map_err(|e| Error::io(e, path))?;
         tmp.persist(path).map_err(|e| Error::io(e.error, path))?;
