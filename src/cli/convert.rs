@@ -23,7 +23,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    super::check_model_output(&args.model, &args.output, args.in_place)?;
+    super::paths::RunFiles::new(&args.model)
+        .output(super::paths::OUTPUT, &args.output)
+        .in_place(args.in_place)
+        .check()?;
     let model = Model::open(&args.model)?;
     model.save(&args.output)?;
     eprintln!(

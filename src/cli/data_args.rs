@@ -67,13 +67,17 @@ impl DataArgs {
         }
     }
 
-    /// The input files, to check that no output overwrites them.
-    pub fn paths(&self) -> Vec<&Path> {
-        [&self.x, &self.y, &self.data]
-            .into_iter()
-            .flatten()
-            .map(PathBuf::as_path)
-            .collect()
+    /// The input files with their flags, to check that no output
+    /// overwrites them.
+    pub fn paths(&self) -> Vec<(&'static str, &Path)> {
+        [
+            ("`--x`", &self.x),
+            ("`--y`", &self.y),
+            ("`--data`", &self.data),
+        ]
+        .into_iter()
+        .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
+        .collect()
     }
 }
 

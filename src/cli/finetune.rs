@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayD;
 
 use super::data_args::{DataArgs, input_arrays, target_arrays};
+use super::paths::{OUTPUT, RunFiles};
 use crate::Model;
 use crate::data::F32Data;
 use crate::engine::session::{CompileOverrides, Prepared, prepare, store};
@@ -197,9 +198,13 @@ impl TrainArgs {
         }
     }
 
-    /// The input files, to check that no output overwrites them.
-    pub fn paths(&self) -> Vec<&std::path::Path> {
-        self.validation_data.iter().map(PathBuf::as_path).collect()
+    /// The input files with their flags, to check that no output
+    /// overwrites them.
+    pub fn paths(&self) -> Vec<(&'static str, &std::path::Path)> {
+        self.validation_data
+            .iter()
+            .map(|p| ("`--validation-data`", p.as_path()))
+            .collect()
     }
 }
 
@@ -377,10 +382,15 @@ fn history_csv(history: &[Logs]) -> String {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    super::check_model_output(&args.model, &args.output, args.in_place)?;
-    for p in args.data.paths().into_iter().chain(args.train.paths()) {
-        super::check_output_is_not_input(p, &args.output)?;
+    let mut files = RunFiles::new(&args.model)
+        .inputs(args.data.paths())
+        .inputs(args.train.paths())
+        .output(OUTPUT, &args.output)
+        .in_place(args.in_place);
+    if let Some(history) = &args.history {
+        files = files.output("`--history`", history);
     }
+    files.check()?;
     let train_args = &args.train;
     train_args.check()?;
     let mut model = Model::open(&args.model)?;

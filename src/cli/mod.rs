@@ -8,14 +8,13 @@ mod evaluate;
 mod finetune;
 pub mod interrupt;
 mod load;
+mod paths;
 mod predict;
 mod prune;
 mod sparsity;
 mod sweep;
 
-use std::path::Path;
-
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 /// kerasrs: inspect, run, fine-tune and re-save Keras 3 models without Python.
@@ -61,33 +60,4 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sparsity(a) => sparsity::run(a),
         Command::Sweep(a) => sweep::run(a),
     }
-}
-
-/// Refuse to write a model over its input unless `--in-place` was given
-/// (the write itself is atomic either way).
-fn check_model_output(model: &Path, output: &Path, in_place: bool) -> Result<()> {
-    crate::archive::atomic::check_output_target(output)?;
-    if in_place {
-        return Ok(());
-    }
-    check_output_is_not_input(model, output)
-        .map_err(|e| anyhow::anyhow!("{e} (or pass `--in-place` to replace it atomically)"))
-}
-
-/// Refuse to write an output over the input file.
-fn check_output_is_not_input(input: &Path, output: &Path) -> Result<()> {
-    let same = match (input.canonicalize(), output.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
-        bail!(
-            "refusing to overwrite the input file `{}`: choose another `--output`",
-            input.display()
-        );
-    }
-    // Before any work: an output that cannot be written (a directory, a
-    // device, a missing directory) is refused now, not after training.
-    crate::archive::atomic::check_output_target(output)?;
-    Ok(())
 }

@@ -32,8 +32,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    super::check_output_is_not_input(&args.input, &args.output)?;
-    super::check_output_is_not_input(&args.model, &args.output)?;
+    super::paths::RunFiles::new(&args.model)
+        .input("`--input`", &args.input)
+        .output(super::paths::OUTPUT, &args.output)
+        .check()?;
     let model = Model::open(&args.model)?;
     let g = &model.graph;
     let xs = super::data_args::f32_arrays(&args.input, &g.input_names, "x", "input", None)?;

@@ -102,7 +102,10 @@ impl Args {
 
 pub fn run(args: Args) -> Result<()> {
     let spec = args.spec()?;
-    super::check_model_output(&args.model, &args.output, args.in_place)?;
+    super::paths::RunFiles::new(&args.model)
+        .output(super::paths::OUTPUT, &args.output)
+        .in_place(args.in_place)
+        .check()?;
     let mut model = Model::open(&args.model)?;
     let report = prune(&mut model, &spec)
         .with_context(|| format!("cannot prune `{}`", args.model.display()))?;

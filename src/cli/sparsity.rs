@@ -33,7 +33,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     if let Some(plot) = &args.plot {
-        super::check_output_is_not_input(&args.model, plot)?;
+        super::paths::RunFiles::new(&args.model)
+            .output("`--plot`", plot)
+            .check()?;
     }
     let model = Model::open(&args.model)?;
     let report = sparsity_report(&model);

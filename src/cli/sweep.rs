@@ -1,13 +1,14 @@
 //! `kerasrs sweep`: fine-tune one copy of a model per L1 strength and pick
 //! the sparsest one that is still about as good as the best.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use super::data_args::DataArgs;
 use super::finetune::{L1ModeArg, TrainArgs, configure, datasets, fit, regularizer};
+use super::paths::RunFiles;
 use crate::Model;
 use crate::archive::atomic::write_atomic;
 use crate::engine::metrics::MetricKind;
@@ -325,18 +326,27 @@ pub fn run(mut args: Args) -> Result<()> {
     let mode = args.train.l1_mode_or(L1ModeArg::Proximal);
     args.train.l1_mode = Some(mode);
     args.train.check()?;
+    let created = !args.out_dir.exists();
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create `{}`", args.out_dir.display()))?;
     let plot_path = args.out_dir.join("sweep.svg");
-    let inputs: Vec<&Path> = std::iter::once(args.model.as_path())
-        .chain(args.data.paths())
-        .chain(args.train.paths())
+    let members: Vec<PathBuf> = strengths
+        .iter()
+        .map(|&l1| args.out_dir.join(model_name(l1)))
         .collect();
-    for input in &inputs {
-        super::check_output_is_not_input(input, &plot_path)?;
-        for &l1 in &strengths {
-            super::check_output_is_not_input(input, &args.out_dir.join(model_name(l1)))?;
+    let mut files = RunFiles::new(&args.model)
+        .inputs(args.data.paths())
+        .inputs(args.train.paths())
+        .output("`--out-dir` plot", &plot_path);
+    for m in &members {
+        files = files.output("`--out-dir` model", m);
+    }
+    if let Err(e) = files.check() {
+        if created {
+            // Leave nothing behind for a refused run.
+            let _ = std::fs::remove_dir(&args.out_dir);
         }
+        return Err(e);
     }
     let base = Model::open(&args.model)?;
     let data = args.data.load_for(&base)?;

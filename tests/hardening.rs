@@ -1,0 +1,360 @@
+//! What a path or a name in a file can do: no output may replace an input
+//! or another output under any name, and outputs get the permissions any
+//! new file gets.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use common::{fixtures_dir, kerasrs};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn digits() -> PathBuf {
+    fixtures_dir().join("models/digits.keras")
+}
+
+fn digits_data() -> PathBuf {
+    fixtures_dir().join("digits.npz")
+}
+
+/// Run a command that must fail fast (before any training); return its
+/// single error line.
+fn refused(args: &[&str]) -> String {
+    let start = Instant::now();
+    let (ok, stdout, stderr) = kerasrs(args);
+    assert!(!ok, "expected failure: {args:?}\n{stdout}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(
+        start.elapsed().as_secs_f64() < 5.0,
+        "refused only after the work: {args:?}"
+    );
+    lines[0].to_string()
+}
+
+/// Copies of the digits model and data in a fresh directory.
+fn workspace() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.keras");
+    let data = dir.path().join("d.npz");
+    std::fs::copy(digits(), &model).unwrap();
+    std::fs::copy(digits_data(), &data).unwrap();
+    (dir, model, data)
+}
+
+/// `--history` (or any output) may not replace the model, the data or the
+/// other output: refused before training, naming both flags, nothing
+/// written; `--in-place` only lets `--output` replace the model.
+#[test]
+fn history_never_overwrites_an_input_or_the_output() {
+    let (dir, model, data) = workspace();
+    let out = dir.path().join("out.keras");
+    let model_bytes = std::fs::read(&model).unwrap();
+    let data_bytes = std::fs::read(&data).unwrap();
+    let finetune = |history: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "finetune",
+            s(&model),
+            "--data",
+            s(&data),
+            "--epochs",
+            "50",
+            "--output",
+            s(&out),
+            "--history",
+            s(history),
+        ];
+        args.extend_from_slice(extra);
+        refused(&args)
+    };
+    let err = finetune(&model, &[]);
+    assert!(
+        err.contains("refusing to overwrite the input file")
+            && err.contains("the model")
+            && err.contains("`--history`"),
+        "{err}"
+    );
+    let err = finetune(&data, &[]);
+    assert!(
+        err.contains("`--data`") && err.contains("`--history`"),
+        "{err}"
+    );
+    let err = finetune(&out, &[]);
+    assert!(
+        err.contains("`--history`") && err.contains("`--output`") && err.contains("same file"),
+        "{err}"
+    );
+    // `--in-place` is about `--output` only.
+    let err = refused(&[
+        "finetune",
+        s(&model),
+        "--data",
+        s(&data),
+        "--output",
+        s(&model),
+        "--in-place",
+        "--history",
+        s(&model),
+    ]);
+    assert!(err.contains("`--history`"), "{err}");
+    assert_eq!(std::fs::read(&model).unwrap(), model_bytes);
+    assert_eq!(std::fs::read(&data).unwrap(), data_bytes);
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+/// The same file reached by another name: `./`, `sub/..`, a symlink, a hard
+/// link.
+#[test]
+fn outputs_are_compared_by_file_not_by_name() {
+    let (dir, model, data) = workspace();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let dotted = sub.join("..").join("m.keras");
+    let mut names = vec![dotted];
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link.keras");
+        std::os::unix::fs::symlink(&model, &link).unwrap();
+        let hard = sub.join("hard.keras");
+        std::fs::hard_link(&model, &hard).unwrap();
+        names.extend([link, hard]);
+    }
+    for name in &names {
+        let err = refused(&["convert", s(&model), "--output", s(name)]);
+        assert!(
+            err.contains("refusing to overwrite the input file"),
+            "{err}"
+        );
+        assert!(err.contains("--in-place"), "{err}");
+        let err = refused(&["sparsity", s(&model), "--plot", s(name)]);
+        assert!(err.contains("`--plot`"), "{err}");
+    }
+    // Relative names, from the directory itself: `./m.keras` vs `m.keras`.
+    let out = Command::new(env!("CARGO_BIN_EXE_kerasrs"))
+        .current_dir(dir.path())
+        .args(["convert", "m.keras", "--output", "./m.keras"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("refusing to overwrite"),
+        "{err}"
+    );
+    // `predict --output` onto its `--input` through a hard link.
+    #[cfg(unix)]
+    {
+        let x = dir.path().join("x.npy");
+        // Refused before it is read: the content does not matter.
+        std::fs::write(&x, b"not read").unwrap();
+        let x2 = sub.join("x2.npy");
+        std::fs::hard_link(&x, &x2).unwrap();
+        let err = refused(&["predict", s(&model), "--input", s(&x), "--output", s(&x2)]);
+        assert!(
+            err.contains("`--input`") && err.contains("`--output`"),
+            "{err}"
+        );
+        // Two outputs under two names of one new file.
+        let h = dir.path().join("h.csv");
+        let h2 = sub.join("../h.csv");
+        let err = refused(&[
+            "finetune",
+            s(&model),
+            "--data",
+            s(&data),
+            "--output",
+            s(&h),
+            "--history",
+            s(&h2),
+        ]);
+        assert!(err.contains("same file"), "{err}");
+        std::fs::remove_file(&x2).unwrap();
+        std::fs::remove_file(&x).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        std::fs::read(digits()).unwrap()
+    );
+}
+
+/// A sweep's members (`DIR/l1_<λ>.keras`, `DIR/sweep.svg`) are outputs too:
+/// one of them being the data is refused before training, and the
+/// directory the sweep would have created is not left behind.
+#[test]
+fn sweep_members_never_overwrite_inputs() {
+    let (dir, model, data) = workspace();
+    let out_dir = dir.path().join("sweep");
+    std::fs::create_dir(&out_dir).unwrap();
+    let member = out_dir.join("l1_1e-3.keras");
+    std::fs::copy(&model, &member).unwrap();
+    let err = refused(&[
+        "sweep",
+        s(&member),
+        "--data",
+        s(&data),
+        "--l1",
+        "1e-4,1e-3",
+        "--epochs",
+        "50",
+        "--out-dir",
+        s(&out_dir),
+    ]);
+    assert!(
+        err.contains("refusing to overwrite the input file") && err.contains("`--out-dir`"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&member).unwrap(),
+        std::fs::read(&model).unwrap()
+    );
+    let fresh = dir.path().join("fresh");
+    let err = refused(&[
+        "sweep",
+        s(&model),
+        "--data",
+        s(&data),
+        "--validation-data",
+        s(&fresh.join("sweep.svg")),
+        "--l1",
+        "1e-4",
+        "--epochs",
+        "50",
+        "--out-dir",
+        s(&fresh),
+    ]);
+    assert!(err.contains("`--validation-data`"), "{err}");
+    assert!(!fresh.exists(), "the refused sweep left its directory");
+}
+
+/// An output naming a directory that does not exist (`new/`), or in a
+/// directory that cannot be written, is refused before training, in words.
+#[test]
+fn output_directories_are_checked_before_any_work() {
+    let (dir, model, data) = workspace();
+    let slash = format!("{}/", dir.path().join("new").display());
+    let err = refused(&[
+        "finetune",
+        s(&model),
+        "--data",
+        s(&data),
+        "--epochs",
+        "50",
+        "--output",
+        &slash,
+    ]);
+    assert!(err.contains("give a file name"), "{err}");
+    assert!(!err.contains("Not a directory"), "{err}");
+    let err = refused(&[
+        "finetune",
+        s(&model),
+        "--data",
+        s(&data),
+        "--epochs",
+        "50",
+        "--output",
+        s(&dir.path().join("out.keras")),
+        "--history",
+        s(&dir.path().join("nowhere/h.csv")),
+    ]);
+    assert!(
+        err.contains("does not exist") && !err.contains(".kerasrs-"),
+        "{err}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let locked = dir.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // Root writes anywhere: only check when the directory really is
+        // read-only for us.
+        if std::fs::write(locked.join("probe"), b"").is_err() {
+            let err = refused(&[
+                "finetune",
+                s(&model),
+                "--data",
+                s(&data),
+                "--epochs",
+                "50",
+                "--output",
+                s(&locked.join("out.keras")),
+            ]);
+            assert!(err.contains("is not writable"), "{err}");
+        }
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    assert!(!dir.path().join("out.keras").exists());
+}
+
+/// Run kerasrs under a umask.
+#[cfg(unix)]
+fn with_umask(umask: &str, args: &[&str]) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_kerasrs"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// New outputs get 0666 less the umask, as any program's new file; an
+/// output that replaces a file (`--in-place`, an existing `--output`)
+/// keeps that file's mode.
+#[cfg(unix)]
+#[test]
+fn outputs_follow_the_umask_and_keep_an_existing_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, model, data) = workspace();
+    let out = dir.path().join("out.keras");
+    with_umask("022", &["convert", s(&model), "--output", s(&out)]);
+    assert_eq!(mode(&out), 0o644);
+    std::fs::remove_file(&out).unwrap();
+    with_umask("027", &["convert", s(&model), "--output", s(&out)]);
+    assert_eq!(mode(&out), 0o640);
+    let history = dir.path().join("h.csv");
+    with_umask(
+        "002",
+        &[
+            "finetune",
+            s(&model),
+            "--data",
+            s(&data),
+            "--quiet",
+            "--output",
+            s(&dir.path().join("t.keras")),
+            "--history",
+            s(&history),
+        ],
+    );
+    assert_eq!(mode(&history), 0o664);
+    assert_eq!(mode(&dir.path().join("t.keras")), 0o664);
+    // Replacing: the file's mode stays, whatever the umask.
+    std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o644)).unwrap();
+    with_umask(
+        "077",
+        &["convert", s(&model), "--output", s(&model), "--in-place"],
+    );
+    assert_eq!(mode(&model), 0o644);
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o604)).unwrap();
+    with_umask("022", &["convert", s(&model), "--output", s(&out)]);
+    assert_eq!(mode(&out), 0o604);
+}
