@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod model;
 pub mod prune;
+pub mod text;
 
 pub use archive::KerasFile;
 pub use error::{Error, ErrorKind, Result};

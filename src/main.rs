@@ -29,7 +29,9 @@ fn main() -> ExitCode {
     match kerasrs::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Messages quote names from the files read (layers, members,
+            // datasets): control characters in them are shown escaped.
+            eprintln!("error: {}", kerasrs::text::sanitize(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,7 @@
 //! What a path or a name in a file can do: no output may replace an input
-//! or another output under any name, and outputs get the permissions any
-//! new file gets.
+//! or another output under any name, outputs get the permissions any new
+//! file gets, and names from a file never reach the terminal as control
+//! characters.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use common::{fixtures_dir, kerasrs};
+use kerasrs::KerasFile;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -357,4 +359,70 @@ fn outputs_follow_the_umask_and_keep_an_existing_mode() {
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o604)).unwrap();
     with_umask("022", &["convert", s(&model), "--output", s(&out)]);
     assert_eq!(mode(&out), 0o604);
+}
+
+const HOSTILE: &str = "x\u{1b}[2J\u{1b}]0;title\u{7}\u{9b}31m";
+
+fn hostile_model(dir: &Path, name: &str, edit: impl FnOnce(&mut KerasFile)) -> PathBuf {
+    let mut file = KerasFile::open(fixtures_dir().join("models/seed.keras")).unwrap();
+    edit(&mut file);
+    let path = dir.join(name);
+    file.save(&path).unwrap();
+    path
+}
+
+fn assert_no_controls(text: &str) {
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "control characters reach the terminal: {text:?}"
+    );
+}
+
+/// Names from `config.json` and `metadata.json` are printed with their
+/// control characters escaped, in `load` and in `error:` lines; `--json`
+/// keeps them exactly (serde escapes them).
+#[test]
+fn names_from_files_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = hostile_model(dir.path(), "named.keras", |f| {
+        f.config["config"]["name"] = HOSTILE.into();
+        f.config["config"]["layers"][0]["config"]["name"] = HOSTILE.into();
+        f.metadata["keras_version"] = HOSTILE.into();
+    });
+    let (ok, stdout, stderr) = kerasrs(&["load", s(&path)]);
+    assert!(ok, "{stderr}");
+    assert_no_controls(&stdout);
+    assert!(
+        stdout.contains("x\\u{1b}[2J\\u{1b}]0;title\\u{7}\\u{9b}31m"),
+        "{stdout}"
+    );
+    let (ok, json, stderr) = kerasrs(&["load", s(&path), "--json"]);
+    assert!(ok, "{stderr}");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["name"], HOSTILE, "{json}");
+
+    let bad = hostile_model(dir.path(), "class.keras", |f| {
+        f.config["config"]["layers"][2]["class_name"] = HOSTILE.into();
+    });
+    let (ok, _, stderr) = kerasrs(&["load", s(&bad)]);
+    assert!(!ok);
+    assert_no_controls(&stderr);
+    assert!(
+        stderr.starts_with("error: ") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("\\u{1b}[2J"), "{stderr}");
+    // A layer name the user asked about is quoted from the file too.
+    let (ok, _, stderr) = kerasrs(&[
+        "prune",
+        s(&path),
+        "--threshold",
+        "0.1",
+        "--layers",
+        "nope",
+        "--output",
+        s(&dir.path().join("p.keras")),
+    ]);
+    assert!(!ok);
+    assert_no_controls(&stderr);
 }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use super::data_args::DataArgs;
 use crate::Model;
 use crate::engine::session::{CompileOverrides, prepare};
+use crate::text::sanitize;
 
 /// Compute the loss (including regularization penalties, as Keras's
 /// `model.evaluate` reports it) and the compiled metrics on a data set.
@@ -52,7 +53,7 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&map)?);
     } else {
         let parts: Vec<String> = logs.iter().map(|(k, v)| format!("{k}: {v:.6}")).collect();
-        println!("{} rows - {}", data.len(), parts.join(" - "));
+        println!("{} rows - {}", data.len(), sanitize(&parts.join(" - ")));
     }
     Ok(())
 }

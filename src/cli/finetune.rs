@@ -323,10 +323,13 @@ struct Bars {
 }
 
 fn format_logs(logs: &Logs) -> String {
-    logs.iter()
+    let text = logs
+        .iter()
         .map(|(k, v)| format!("{k}: {v:.4}"))
         .collect::<Vec<_>>()
-        .join(" - ")
+        .join(" - ");
+    // Metric names come from the model's compile configuration.
+    crate::text::sanitize(&text).into_owned()
 }
 
 impl Progress for Bars {
@@ -405,7 +408,7 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     if !train_args.quiet {
         for note in &prepared.notes {
-            eprintln!("note: {note}");
+            eprintln!("note: {}", crate::text::sanitize(note));
         }
     }
     let mut bars = Bars {

@@ -7,6 +7,7 @@ use anyhow::Result;
 use crate::Model;
 use crate::model::summary::Summary;
 use crate::prune::sparsity_report;
+use crate::text::sanitize_text;
 
 /// Summarize a model: layers, output shapes, parameter counts, activations,
 /// regularizers, compile configuration, stored optimizer state and sparsity.
@@ -34,9 +35,12 @@ pub fn run(args: Args) -> Result<()> {
         value["sparsity"] = serde_json::to_value(&sparsity)?;
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        print!("{summary}");
+        print!("{}", sanitize_text(&summary.to_string()));
         if !sparsity.tensors.is_empty() {
-            print!("\nSparsity (see `kerasrs sparsity` for histograms):\n{sparsity}");
+            print!(
+                "\nSparsity (see `kerasrs sparsity` for histograms):\n{}",
+                sanitize_text(&sparsity.to_string())
+            );
         }
     }
     Ok(())

@@ -115,7 +115,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{report}");
+        print!("{}", crate::text::sanitize_text(&report.to_string()));
     }
     eprintln!(
         "wrote `{}` ({} of {} selected weights are zero)",

@@ -9,6 +9,7 @@ use crate::archive::atomic::write_atomic;
 use crate::prune::plot::histogram_svg;
 use crate::prune::sparsity::TOP_FEATURES;
 use crate::prune::sparsity_report;
+use crate::text::sanitize_text;
 
 /// Report the sparsity of every Dense and convolution kernel and bias (with per-channel counts): exact zeros, weights
 /// with |w| below 1e-4, 1e-3 and 1e-2, and a histogram of log10|w| by decade;
@@ -47,7 +48,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.detailed(TOP_FEATURES));
+        print!("{}", sanitize_text(&report.detailed(TOP_FEATURES)));
     }
     if let Some(plot) = &args.plot {
         eprintln!("wrote `{}`", plot.display());

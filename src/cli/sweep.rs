@@ -17,6 +17,7 @@ use crate::engine::sparsify::kernel_sparsity;
 use crate::engine::train::Silent;
 use crate::prune::plot::{SweepPoint, sweep_svg};
 use crate::prune::sparsity_report;
+use crate::text::{sanitize, sanitize_text};
 
 /// Fine-tune one copy of a model per L1 strength and pick the sparsest
 /// one within a tolerance of the best metric.
@@ -185,7 +186,7 @@ fn run_one(
     let (train, validation) = datasets(&model, &prepared, &args.data, train_args, data.clone())?;
     if notes {
         for note in &prepared.notes {
-            eprintln!("note: {note}");
+            eprintln!("note: {}", sanitize(note));
         }
     }
     let history = fit(
@@ -358,8 +359,9 @@ pub fn run(mut args: Args) -> Result<()> {
             run_one(&base, &args, l1, &data, notes).with_context(|| format!("L1 = {l1:e}"))?;
         if !args.train.quiet {
             eprintln!(
-                "L1 = {l1:e}: loss {:.4} - {name} {:.4} - sparsity {} - wrote `{}`",
+                "L1 = {l1:e}: loss {:.4} - {} {:.4} - sparsity {} - wrote `{}`",
                 row.loss,
+                sanitize(&name),
                 row.metric,
                 percent(row.sparsity),
                 row.model.display()
@@ -397,7 +399,7 @@ pub fn run(mut args: Args) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{report}");
+        print!("{}", sanitize_text(&report.to_string()));
     }
     if !args.train.quiet {
         eprintln!(

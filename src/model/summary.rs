@@ -399,7 +399,11 @@ impl fmt::Display for Summary {
                     row.push(l.connected_to.join(" | "));
                 }
                 row.extend([l.activation.clone().unwrap_or_default(), extra.join(", ")]);
-                row
+                // Names come from the file: escaped per cell, so that
+                // widths are measured on what is printed.
+                row.into_iter()
+                    .map(|c| crate::text::sanitize(&c).into_owned())
+                    .collect()
             })
             .collect();
         let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();

@@ -11,8 +11,18 @@ pub(crate) fn render(
     right: &[bool],
     footer: Option<usize>,
 ) -> String {
+    // Cells may quote names from the file: escaped here, so that widths are
+    // measured on what is printed.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| crate::text::sanitize(c).into_owned())
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
