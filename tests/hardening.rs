@@ -426,3 +426,40 @@ fn names_from_files_cannot_drive_the_terminal() {
     assert!(!ok);
     assert_no_controls(&stderr);
 }
+
+/// Stored optimizer state no optimizer can have written (a negative step
+/// count, a NaN learning rate) is refused when the model is opened, naming
+/// the dataset, not accepted and reported later as a loss that became NaN.
+#[test]
+fn corrupt_optimizer_state_is_refused_on_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let negative = hostile_model(dir.path(), "negative.keras", |f| {
+        let vars = f.weights.group_mut("optimizer/vars").unwrap();
+        vars.dataset_mut("0").unwrap().set_scalar_i64(-5).unwrap();
+    });
+    let nan = hostile_model(dir.path(), "nan.keras", |f| {
+        let vars = f.weights.group_mut("optimizer/vars").unwrap();
+        vars.dataset_mut("1").unwrap().set_f32(&[f32::NAN]).unwrap();
+    });
+    for (path, expected) in [(&negative, "-5"), (&nan, "NaN")] {
+        for args in [
+            vec!["load", s(path)],
+            vec![
+                "finetune",
+                s(path),
+                "--x",
+                s(&fixtures_dir().join("models/seed.x.npy")),
+                "--y",
+                s(&fixtures_dir().join("models/seed.y.npy")),
+                "--output",
+                s(&dir.path().join("out.keras")),
+            ],
+        ] {
+            let err = refused(&args);
+            assert!(err.contains("optimizer/vars/"), "{err}");
+            assert!(err.contains(expected) && err.contains("corrupt"), "{err}");
+            assert!(!err.contains("try a smaller learning rate"), "{err}");
+        }
+    }
+    assert!(!dir.path().join("out.keras").exists());
+}

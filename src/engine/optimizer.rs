@@ -478,7 +478,11 @@ impl Optimizer {
         })?;
         let lr = if lead == 2 {
             let ds = scalar_check(&vars[1], 1)?;
-            Some(ds.to_f32().map_err(|e| e.at(at(1)))?[0])
+            let lr = ds.to_f32().map_err(|e| e.at(at(1)))?[0];
+            if !(lr.is_finite() && lr >= 0.0) {
+                return Err(Error::mismatch("a finite, non-negative learning rate", lr).at(at(1)));
+            }
+            Some(lr)
         } else {
             None
         };

@@ -113,4 +113,37 @@ impl OptimizerState {
     pub fn iterations(&self) -> Option<i64> {
         self.variables.first()?.scalar_i64()
     }
+
+    /// Refuse state no optimizer can have written: a negative `iterations`
+    /// (variable 0), a NaN or infinite scalar (the learning rate, variable
+    /// 1, is one). Resumed, such state only shows much later, as a loss that
+    /// became NaN.
+    pub fn validate(&self) -> crate::Result<()> {
+        let at = |i: usize| format!("optimizer/vars/{i}");
+        if let Some(n) = self.iterations()
+            && n < 0
+        {
+            return Err(crate::Error::invalid(format!(
+                "the stored optimizer step count `iterations` is {n}, but it counts updates \
+                 and is never negative: the optimizer state is corrupt"
+            ))
+            .at(at(0)));
+        }
+        for (i, v) in self.variables.iter().enumerate().skip(1) {
+            if let Some(x) = v.scalar_f64()
+                && !x.is_finite()
+            {
+                let what = if i == 1 {
+                    "the stored learning rate (or first optimizer variable)"
+                } else {
+                    "a stored optimizer scalar"
+                };
+                return Err(crate::Error::invalid(format!(
+                    "{what} is {x}, not a finite number: the optimizer state is corrupt"
+                ))
+                .at(at(i)));
+            }
+        }
+        Ok(())
+    }
 }

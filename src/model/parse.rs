@@ -78,6 +78,11 @@ pub(super) fn parse_model(file: KerasFile) -> Result<Model> {
         let outputs = im.container(root, "", "", &[], &[], true, None)?;
         im.graph.outputs = outputs;
         check_no_stray_weights(&file.weights, &im.weight_paths)?;
+        if let Some(state) = super::compile::OptimizerState::from_weights(&file.weights) {
+            state
+                .validate()
+                .map_err(|e| e.in_member("model.weights.h5"))?;
+        }
         let (layers, graph) = im.finish();
         (name, class_name.to_string(), layers, graph)
     };
