@@ -105,22 +105,46 @@ pub struct ChannelAxes {
     pub output: (usize, usize),
 }
 
+/// Which channel each position of a C-order tensor is in, for channels
+/// along adjacent axes `start..end`.
+#[derive(Debug, Clone, Copy)]
+struct ChannelIndex {
+    /// Positions per step along the channel axes (the later axes' size).
+    inner: usize,
+    /// Number of channels.
+    channels: usize,
+}
+
+impl ChannelIndex {
+    fn new(shape: &[usize], (start, end): (usize, usize)) -> Self {
+        ChannelIndex {
+            inner: shape[end..].iter().product(),
+            channels: shape[start..end].iter().product(),
+        }
+    }
+
+    /// False for an empty tensor (no position has a channel).
+    fn is_empty(&self) -> bool {
+        self.inner == 0 || self.channels == 0
+    }
+
+    /// The channel of position `j` (C order).
+    fn of(&self, j: usize) -> usize {
+        (j / self.inner) % self.channels
+    }
+}
+
 impl ChannelAxes {
     /// Per channel along the axes `start..end` of a C-order tensor of this
     /// shape: (`Σ|w|` in float64, count of nonzero weights).
-    pub fn reduce(
-        shape: &[usize],
-        (start, end): (usize, usize),
-        values: &[f32],
-    ) -> Vec<(f64, usize)> {
-        let inner: usize = shape[end..].iter().product();
-        let channels: usize = shape[start..end].iter().product();
-        let mut out = vec![(0.0f64, 0usize); channels];
-        if inner == 0 || channels == 0 {
+    pub fn reduce(shape: &[usize], axes: (usize, usize), values: &[f32]) -> Vec<(f64, usize)> {
+        let index = ChannelIndex::new(shape, axes);
+        let mut out = vec![(0.0f64, 0usize); index.channels];
+        if index.is_empty() {
             return out;
         }
         for (j, w) in values.iter().enumerate() {
-            let c = (j / inner) % channels;
+            let c = index.of(j);
             out[c].0 += f64::from(w.abs());
             if *w != 0.0 {
                 out[c].1 += 1;
@@ -646,9 +670,9 @@ fn structured_masks(selected: &[ParamView], criterion: PruneCriterion) -> Vec<Ve
         .enumerate()
         .map(|(t, p)| match (&cut[t], p.channels) {
             (Some(m), Some(axes)) => {
-                let inner: usize = p.shape[axes.output.1..].iter().product();
+                let index = ChannelIndex::new(&p.shape, axes.output);
                 (0..p.values.len())
-                    .map(|j| m[(j / inner.max(1)) % m.len().max(1)])
+                    .map(|j| !index.is_empty() && m[index.of(j)])
                     .collect()
             }
             _ if p.kind == WeightKind::Bias => {
@@ -672,14 +696,13 @@ fn structured_masks(selected: &[ParamView], criterion: PruneCriterion) -> Vec<Ve
 /// Output channels of a kernel whose every weight is in `mask`.
 fn channels_cut(p: &ParamView, mask: &[bool]) -> usize {
     let Some(axes) = p.channels else { return 0 };
-    let inner: usize = p.shape[axes.output.1..].iter().product();
-    let channels: usize = p.shape[axes.output.0..axes.output.1].iter().product();
-    if inner == 0 || channels == 0 {
+    let index = ChannelIndex::new(&p.shape, axes.output);
+    if index.is_empty() {
         return 0;
     }
-    let mut all = vec![true; channels];
+    let mut all = vec![true; index.channels];
     for (j, &m) in mask.iter().enumerate() {
-        all[(j / inner) % channels] &= m;
+        all[index.of(j)] &= m;
     }
     all.iter().filter(|&&a| a).count()
 }

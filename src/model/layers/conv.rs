@@ -49,6 +49,7 @@
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewMut2, IxDyn, s};
 use serde_json::Value;
 
+use super::pool::{channels_first, int_tuple, to_channels_first, to_channels_last};
 use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Role, Saved, Var, single_shape};
 use crate::engine::gemm::matmul_into;
 use crate::engine::im2col::{Geometry, Span};
@@ -109,52 +110,21 @@ pub struct Conv {
 }
 
 /// A tuple option (`kernel_size`, `strides`, `dilation_rate`): an integer
-/// or a list of `rank` integers, each at least `min`.
+/// or a list of `rank` positive integers, `default` when absent.
 fn tuple(cx: &BuildCx<'_>, key: &str, rank: usize, default: Option<usize>) -> Result<Vec<usize>> {
-    let bad = |v: &Value| {
-        Error::mismatch(
-            format!("a positive integer or a list of {rank} positive integers for `{key}`"),
-            v,
-        )
-    };
-    let one = |v: &Value| -> Result<usize> {
-        v.as_u64()
-            .filter(|&n| n >= 1)
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| bad(v))
-    };
     match cx.get(key) {
         Value::Null => default
             .map(|d| vec![d; rank])
             .ok_or_else(|| Error::missing(format!("`{key}`")).at(key.to_string())),
-        Value::Array(items) if items.len() == rank => items.iter().map(one).collect(),
-        v @ Value::Array(_) => Err(bad(v)),
-        v => Ok(vec![one(v)?; rank]),
+        v => int_tuple(v, rank, key, cx.class_name, false),
     }
 }
 
 /// `output_padding`: `null`, an integer or a list of `rank` integers ≥ 0.
 fn output_padding(cx: &BuildCx<'_>, rank: usize) -> Result<Option<Vec<usize>>> {
-    let one = |v: &Value| -> Result<usize> {
-        v.as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| {
-                Error::mismatch(
-                    format!("an integer >= 0 or a list of {rank} for `output_padding`"),
-                    v,
-                )
-            })
-    };
     match cx.get("output_padding") {
         Value::Null => Ok(None),
-        Value::Array(items) if items.len() == rank => {
-            items.iter().map(one).collect::<Result<_>>().map(Some)
-        }
-        v @ Value::Array(_) => Err(Error::mismatch(
-            format!("a list of {rank} integers for `output_padding`"),
-            v,
-        )),
-        v => Ok(Some(vec![one(v)?; rank])),
+        v => int_tuple(v, rank, "output_padding", cx.class_name, true).map(Some),
     }
 }
 
@@ -214,15 +184,7 @@ pub fn build(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
         ))
         .at("lora_rank"));
     }
-    let channels_first = match cx.get("data_format") {
-        Value::Null => false,
-        Value::String(s) if s == "channels_last" => false,
-        Value::String(s) if s == "channels_first" => true,
-        v => Err(Error::mismatch(
-            "`data_format` \"channels_last\" or \"channels_first\"",
-            v,
-        ))?,
-    };
+    let channels_first = channels_first(cx)?;
     let padding = match cx.get("padding") {
         Value::Null => Padding::Valid,
         Value::String(s) => match s.to_ascii_lowercase().as_str() {
@@ -558,31 +520,10 @@ impl Conv {
         })
     }
 
-    /// `x` in channels-last standard layout.
-    fn to_last(&self, x: &ArrayD<f32>) -> ArrayD<f32> {
-        if self.channels_first {
-            let mut order: Vec<usize> = vec![0];
-            order.extend(2..x.ndim());
-            order.push(1);
-            x.view()
-                .permuted_axes(IxDyn(&order))
-                .as_standard_layout()
-                .into_owned()
-        } else {
-            x.as_standard_layout().into_owned()
-        }
-    }
-
     /// A channels-last result back in the layer's format.
     fn to_format(&self, y: ArrayD<f32>) -> ArrayD<f32> {
         if self.channels_first {
-            let r = y.ndim();
-            let mut order: Vec<usize> = vec![0, r - 1];
-            order.extend(1..r - 1);
-            y.view()
-                .permuted_axes(IxDyn(&order))
-                .as_standard_layout()
-                .into_owned()
+            to_channels_first(&y)
         } else {
             y
         }
@@ -910,7 +851,7 @@ impl LayerOp for Conv {
         let plan = self.plan(&x.shape()[1..])?;
         let g = &plan.geometry;
         let xl = if self.channels_first {
-            ndarray::CowArray::from(self.to_last(x))
+            ndarray::CowArray::from(to_channels_last(x))
         } else {
             x.as_standard_layout()
         };
@@ -1026,7 +967,7 @@ impl Conv {
         let rows = n * self.windows(g);
         let f = self.filters;
         let dyl = if self.channels_first {
-            self.to_last(&dy)
+            to_channels_last(&dy)
         } else if dy.is_standard_layout() {
             dy
         } else {
