@@ -47,9 +47,14 @@ impl NpyHeader {
 /// anything is allocated.
 fn parse_npy_header(bytes: &[u8]) -> Result<NpyHeader> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        let found = if bytes.starts_with(b"PK") {
+            "a zip archive, as an `.npz` is: name one of its arrays instead"
+        } else {
+            "other bytes"
+        };
         return Err(Error::mismatch(
-            "a .npy array (magic `\\x93NUMPY`)",
-            "other bytes",
+            "a .npy array (starting with `\\x93NUMPY`)",
+            found,
         ));
     }
     let (header_len, start): (usize, usize) = match bytes[6] {

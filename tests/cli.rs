@@ -99,3 +99,169 @@ fn closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Replace what differs between runs (timings, the temporary directory) in
+/// command output.
+fn stable(text: &str, tmp: &std::path::Path) -> String {
+    text.replace(tmp.to_str().unwrap(), "[tmp]")
+}
+
+/// The training log in its non-terminal form, as Keras's `verbose=1` and
+/// `verbose=2` print it: on standard output, notes on standard error.
+#[test]
+fn training_log_is_keras_layout_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tuned.keras");
+    let run = |verbose: &str| {
+        let (ok, stdout, stderr) = kerasrs(&[
+            "finetune",
+            "fixtures/models/digits.keras",
+            "--data",
+            "fixtures/digits.npz",
+            "--epochs",
+            "2",
+            "--no-shuffle",
+            "--validation-split",
+            "0.2",
+            "--verbose",
+            verbose,
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{stderr}");
+        (stable(&stdout, dir.path()), stable(&stderr, dir.path()))
+    };
+    let timings = vec![
+        (r" \d+s \d+(s|ms|us)/step", " [elapsed] [per step]"),
+        (r" - \d+s - \d+(s|ms|us)/step", " - [elapsed] - [per step]"),
+    ];
+    insta::with_settings!({ filters => timings }, {
+        let (one, notes) = run("1");
+        insta::assert_snapshot!("training_log_verbose_1", one);
+        insta::assert_snapshot!("training_notes", notes);
+        insta::assert_snapshot!("training_log_verbose_2", run("2").0);
+    });
+    let (silent, _) = run("0");
+    assert_eq!(silent, "");
+}
+
+/// The messages of common mistakes say what is wrong and how to fix it.
+#[test]
+fn common_mistakes_explain_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path();
+    let p = |name: &str| tmp.join(name).to_str().unwrap().to_string();
+    let digits = "fixtures/models/digits.keras";
+    // A 10-row slice of the digits inputs and labels 5..14 (10 classes).
+    let x = fixtures_dir().join("digits.npz");
+    let data = kerasrs::data::read_npz_f32(&x, "x").unwrap();
+    let rows = data.slice(ndarray::s![..10, ..]).to_owned().into_dyn();
+    kerasrs::data::write_npy_f32(std::path::Path::new(&p("x10.npy")), &rows).unwrap();
+    let labels = ndarray::Array1::from_iter((5..15).map(|v| v as f32)).into_dyn();
+    kerasrs::data::write_npy_f32(std::path::Path::new(&p("y10.npy")), &labels).unwrap();
+    let wide = ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(&[10, 3]));
+    kerasrs::data::write_npy_f32(std::path::Path::new(&p("y3.npy")), &wide).unwrap();
+    let named = [("a", &rows), ("b", &labels)];
+    kerasrs::data::write_npz_f32(std::path::Path::new(&p("ab.npz")), &named).unwrap();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "npz_without_the_input",
+            vec![
+                "predict".into(),
+                digits.into(),
+                "--input".into(),
+                p("ab.npz"),
+                "--output".into(),
+                p("y.npy"),
+            ],
+        ),
+        (
+            "npy_as_data",
+            vec![
+                "evaluate".into(),
+                digits.into(),
+                "--data".into(),
+                p("x10.npy"),
+            ],
+        ),
+        (
+            "batch_size_zero",
+            vec![
+                "predict".into(),
+                digits.into(),
+                "--input".into(),
+                p("x10.npy"),
+                "--output".into(),
+                p("y.npy"),
+                "--batch-size".into(),
+                "0".into(),
+            ],
+        ),
+        (
+            "label_out_of_range",
+            vec![
+                "evaluate".into(),
+                digits.into(),
+                "--x".into(),
+                p("x10.npy"),
+                "--y".into(),
+                p("y10.npy"),
+            ],
+        ),
+        (
+            "labels_of_the_wrong_shape",
+            vec![
+                "finetune".into(),
+                digits.into(),
+                "--x".into(),
+                p("x10.npy"),
+                "--y".into(),
+                p("y3.npy"),
+                "--output".into(),
+                p("o.keras"),
+            ],
+        ),
+        (
+            "model_output_h5",
+            vec![
+                "convert".into(),
+                digits.into(),
+                "--output".into(),
+                p("out.h5"),
+            ],
+        ),
+        (
+            "model_output_without_extension",
+            vec![
+                "prune".into(),
+                digits.into(),
+                "--threshold".into(),
+                "0.01".into(),
+                "--output".into(),
+                p("pruned"),
+            ],
+        ),
+        (
+            "plot_as_png",
+            vec![
+                "sparsity".into(),
+                digits.into(),
+                "--plot".into(),
+                p("w.png"),
+            ],
+        ),
+    ];
+    let mut all = String::new();
+    for (name, args) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, _, stderr) = kerasrs(&args);
+        assert!(!ok, "{name} should fail");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        all.push_str(&format!("{name}:\n{}\n", stable(&stderr, tmp).trim_end()));
+    }
+    insta::assert_snapshot!(all);
+    // Nothing was written by a refused run.
+    for f in ["y.npy", "o.keras", "out.h5", "out.keras", "pruned", "w.png"] {
+        assert!(!tmp.join(f).exists(), "{f} was written");
+    }
+}

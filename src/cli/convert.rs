@@ -24,7 +24,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     super::paths::RunFiles::new(&args.model)
-        .output(super::paths::OUTPUT, &args.output)
+        .typed_output(
+            super::paths::OUTPUT,
+            &args.output,
+            super::paths::OutputKind::Model,
+        )
         .in_place(args.in_place)
         .check()?;
     let model = Model::open(&args.model)?;

@@ -49,9 +49,19 @@ impl DataArgs {
                 target_arrays(y, model, "y", None)?,
             )),
             (None, None, Some(d)) => {
+                if sniff(d) == Some(Stored::Npy) {
+                    bail!(
+                        "`--data` takes an `.npz` archive holding inputs and targets, but `{}` \
+                         is a single `.npy` array: pass `--x {} --y Y.npy` instead",
+                        d.display(),
+                        d.display()
+                    );
+                }
                 let keys = npz_keys(d)?;
-                let xk = array_keys(d, Some(&keys), &g.input_names, &self.x_key, "input")?;
-                let yk = array_keys(d, Some(&keys), &g.output_names, &self.y_key, "output")?;
+                let pick = "name them after the model's inputs and outputs, or pick them with \
+                            `--x-key NAME --y-key NAME`";
+                let xk = array_keys(d, Some(&keys), &g.input_names, &self.x_key, "input", pick)?;
+                let yk = array_keys(d, Some(&keys), &g.output_names, &self.y_key, "output", pick)?;
                 if let (Some([x]), Some([y])) = (xk.as_deref(), yk.as_deref()) {
                     // One input and one output: both read through one open
                     // and one mapping of the file.
@@ -90,7 +100,14 @@ pub fn input_arrays(
     single: &str,
     keys: Option<&[String]>,
 ) -> Result<Vec<F32Data>> {
-    let k = array_keys(path, keys, &model.graph.input_names, single, "input")?;
+    let k = array_keys(
+        path,
+        keys,
+        &model.graph.input_names,
+        single,
+        "input",
+        NAME_AFTER_LAYERS,
+    )?;
     read_arrays(path, k, read_npz_data, read_npy_data)
 }
 
@@ -101,8 +118,77 @@ pub fn target_arrays(
     single: &str,
     keys: Option<&[String]>,
 ) -> Result<Vec<ArrayD<f32>>> {
-    f32_arrays(path, &model.graph.output_names, single, "output", keys)
+    f32_arrays(
+        path,
+        &model.graph.output_names,
+        single,
+        "output",
+        keys,
+        NAME_AFTER_LAYERS,
+    )
 }
+
+/// The inputs of `predict`: a `.npy` for a one-input model, or an `.npz`
+/// whose arrays are named after the inputs; for a one-input model also the
+/// array `key` (`--input-key`), `x`, or the archive's only array.
+pub fn prediction_inputs(
+    path: &Path,
+    names: &[String],
+    key: Option<&str>,
+) -> Result<Vec<ArrayD<f32>>> {
+    let pick = "pick the array with `--input-key NAME` (one input) or name the arrays after \
+                the model's input layers";
+    if !is_npz(path) {
+        if let Some(k) = key {
+            bail!(
+                "`--input-key {k}` picks an array of an `.npz`, but `{}` is not one",
+                path.display()
+            );
+        }
+        return f32_arrays(path, names, "x", "input", None, pick);
+    }
+    let keys = npz_keys(path)?;
+    let single = match (key, names, &keys[..]) {
+        (Some(k), [_], _) => {
+            if !keys.iter().any(|have| have == k) {
+                let mut have = keys.clone();
+                have.sort_unstable();
+                bail!(
+                    "`{}` has no array `{k}` (it holds: {})",
+                    path.display(),
+                    have.join(", ")
+                );
+            }
+            // The named array wins over one named after the input.
+            return Ok(vec![read_npz_f32(path, k)?]);
+        }
+        (Some(_), _, _) => bail!(
+            "`--input-key` is for a model with one input; this one has {} ({}): name the \
+             arrays of `{}` after them",
+            names.len(),
+            names.join(", "),
+            path.display()
+        ),
+        (None, [_], [only]) => only.as_str(),
+        _ => "x",
+    };
+    f32_arrays(path, names, single, "input", Some(&keys), pick)
+}
+
+/// Whether `path` holds an `.npz`: by its content, by its extension when
+/// the content says nothing (the reader then names the problem).
+fn is_npz(path: &Path) -> bool {
+    match sniff(path) {
+        Some(kind) => kind == Stored::Npz,
+        None => path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("npz")),
+    }
+}
+
+/// How to name the arrays of an `.npz` given with `--x`/`--y`.
+const NAME_AFTER_LAYERS: &str =
+    "name its arrays after the model's layers (`kerasrs load` lists them)";
 
 /// The arrays named `names` (`what`s of the model) from `path`, read into
 /// memory as float32 (see [`input_arrays`] for the naming).
@@ -112,8 +198,9 @@ pub fn f32_arrays(
     single: &str,
     what: &str,
     keys: Option<&[String]>,
+    pick: &str,
 ) -> Result<Vec<ArrayD<f32>>> {
-    let k = array_keys(path, keys, names, single, what)?;
+    let k = array_keys(path, keys, names, single, what, pick)?;
     read_arrays(path, k, read_npz_f32, read_npy_f32)
 }
 
@@ -133,21 +220,45 @@ fn read_arrays<T>(
     }
 }
 
+/// What a data file holds, by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    Npy,
+    Npz,
+}
+
+/// The format of the file at `path` from its content (`None` when it is
+/// neither or cannot be read; the reader then gives the error).
+fn sniff(path: &Path) -> Option<Stored> {
+    use std::io::Read;
+    let mut head = [0u8; 6];
+    let mut f = std::fs::File::open(path).ok()?;
+    f.read_exact(&mut head).ok()?;
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some(Stored::Npz)
+    } else if head == *b"\x93NUMPY" {
+        Some(Stored::Npy)
+    } else {
+        None
+    }
+}
+
 /// The archive keys of the arrays named `names` in the `.npz` at `path`
 /// (whose keys are `keys`, read when `None`), or `single` when there is one
-/// name and no array of that name; `None` for a `.npy`, which holds the one
-/// array of a single name.
+/// name and no array of that name; `None` for
+/// a `.npy`, which holds the one array of a single name. Whether the file
+/// is an `.npz` is read from its content (its extension when that says
+/// nothing); `pick` tells the user how to name the arrays when one is
+/// missing.
 fn array_keys(
     path: &Path,
     keys: Option<&[String]>,
     names: &[String],
     single: &str,
     what: &str,
+    pick: &str,
 ) -> Result<Option<Vec<String>>> {
-    let is_npz = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npz"));
-    if !is_npz {
+    if !is_npz(path) {
         if names.len() != 1 {
             bail!(
                 "the model has {} {what}s ({}): give an `.npz` with one array named after each, not `{}`",
@@ -176,7 +287,8 @@ fn array_keys(
             let mut have = keys.to_vec();
             have.sort_unstable();
             bail!(
-                "`{}` has no array for the model {what} `{name}` (it holds: {}; the model's {what}s: {})",
+                "`{}` is an `.npz` archive with no array for the model {what} `{name}` (it \
+                 holds: {}; the model's {what}s: {}): {pick}",
                 path.display(),
                 have.join(", "),
                 names.join(", ")

@@ -22,7 +22,7 @@ pub struct Args {
     #[command(flatten)]
     data: DataArgs,
     /// Rows per batch (as Keras's `evaluate`, default 32).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 32, value_parser = super::at_least_one)]
     batch_size: u64,
     /// Loss to use when the model was saved without one (or to override it).
     #[arg(long, value_name = "NAME")]

@@ -3,16 +3,16 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayD;
 
 use super::data_args::{DataArgs, input_arrays, target_arrays};
-use super::paths::{OUTPUT, RunFiles};
+use super::paths::{OUTPUT, OutputKind, RunFiles};
+use super::progress::{KerasProgress, Log, Verbosity};
 use crate::Model;
 use crate::data::F32Data;
 use crate::engine::session::{CompileOverrides, Prepared, prepare, store};
 use crate::engine::sparsify::{L1Mode, PruneSchedule, Sparsifier, SparsifyOptions};
-use crate::engine::train::{Dataset, FitOptions, Logs, Progress, Silent};
+use crate::engine::train::{Dataset, FitOptions, Logs, Progress};
 use crate::model::Regularizer;
 
 /// Fine-tune a model with Keras's exact semantics: the compiled loss plus the
@@ -85,7 +85,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub epochs: usize,
     /// Rows per batch (the last batch may be smaller), as Keras's default.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 32, value_parser = super::at_least_one)]
     pub batch_size: u64,
     /// Keep the rows in order (Keras's `shuffle=False`).
     #[arg(long)]
@@ -140,7 +140,12 @@ pub struct TrainArgs {
     /// zeros; the default of sweep).
     #[arg(long, value_enum)]
     pub l1_mode: Option<L1ModeArg>,
-    /// No progress bars or summaries.
+    /// Training log as Keras's `verbose`: 1 a progress bar on a terminal
+    /// (one line per epoch otherwise), 2 one line per epoch, 0 nothing. The
+    /// log goes to standard output, notes to standard error.
+    #[arg(long, value_enum, value_name = "0|1|2", default_value = "1")]
+    pub verbose: Verbosity,
+    /// Nothing on either stream but errors (`--verbose 0` and no notes).
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -187,6 +192,15 @@ impl TrainArgs {
             .validate(self.epochs)
             .context("invalid sparsity options")?;
         Ok(())
+    }
+
+    /// `--verbose`, silenced by `--quiet`.
+    pub fn verbosity(&self) -> Verbosity {
+        if self.quiet {
+            Verbosity::Silent
+        } else {
+            self.verbose
+        }
     }
 
     /// The compile overrides these options ask for.
@@ -316,54 +330,6 @@ pub fn fit(
     Ok(history)
 }
 
-/// One progress bar per epoch and a summary line, like Keras's `verbose=1`.
-struct Bars {
-    bar: Option<ProgressBar>,
-    epochs: usize,
-}
-
-fn format_logs(logs: &Logs) -> String {
-    let text = logs
-        .iter()
-        .map(|(k, v)| format!("{k}: {v:.4}"))
-        .collect::<Vec<_>>()
-        .join(" - ");
-    // Metric names come from the model's compile configuration.
-    crate::text::sanitize(&text).into_owned()
-}
-
-impl Progress for Bars {
-    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
-        self.epochs = epochs;
-        let bar = ProgressBar::new(steps as u64);
-        bar.set_style(
-            ProgressStyle::with_template("Epoch {prefix} {bar:30} {pos}/{len} {msg}")
-                .expect("valid template"),
-        );
-        bar.set_prefix(format!("{}/{epochs}", epoch + 1));
-        self.bar = Some(bar);
-    }
-    fn step(&mut self, step: usize, logs: &Logs) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(step as u64 + 1);
-            if step.is_multiple_of(8) {
-                bar.set_message(format_logs(logs));
-            }
-        }
-    }
-    fn epoch_end(&mut self, epoch: usize, logs: &Logs) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        eprintln!(
-            "Epoch {}/{} - {}",
-            epoch + 1,
-            self.epochs,
-            format_logs(logs)
-        );
-    }
-}
-
 fn history_csv(history: &[Logs]) -> String {
     let mut out = String::from("epoch");
     if let Some(first) = history.first() {
@@ -388,7 +354,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut files = RunFiles::new(&args.model)
         .inputs(args.data.paths())
         .inputs(args.train.paths())
-        .output(OUTPUT, &args.output)
+        .typed_output(OUTPUT, &args.output, OutputKind::Model)
         .in_place(args.in_place);
     if let Some(history) = &args.history {
         files = files.output("`--history`", history);
@@ -411,15 +377,8 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("note: {}", crate::text::sanitize(note));
         }
     }
-    let mut bars = Bars {
-        bar: None,
-        epochs: train_args.epochs,
-    };
-    let progress: &mut dyn Progress = if train_args.quiet {
-        &mut Silent
-    } else {
-        &mut bars
-    };
+    let mut progress = KerasProgress::new(Log::stdout(), train_args.verbosity());
+    let progress: &mut dyn Progress = &mut progress;
     let history = fit(
         &mut model,
         &mut prepared,

@@ -10,12 +10,25 @@ pub mod interrupt;
 mod load;
 mod paths;
 mod predict;
+mod progress;
 mod prune;
 mod sparsity;
 mod sweep;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+/// A count flag (`--batch-size`) that must be at least 1, with a message
+/// that says so.
+fn at_least_one(s: &str) -> std::result::Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "expected a whole number of at least 1, found `{s}`"
+        )),
+    }
+}
 
 /// kerasrs: inspect, run, fine-tune and re-save Keras 3 models without Python.
 #[derive(Debug, Parser)]

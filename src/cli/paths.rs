@@ -14,11 +14,69 @@ pub const MODEL: &str = "the model";
 /// The flag `--in-place` lets replace the model.
 pub const OUTPUT: &str = "`--output`";
 
+/// Outputs whose extension chooses their format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// A model: a Keras 3 `.keras` archive.
+    Model,
+    /// Arrays: `.npy` (one) or `.npz` (named).
+    Arrays,
+    /// A plot: `.svg`.
+    Plot,
+}
+
+impl OutputKind {
+    fn check(self, what: &str, path: &Path) -> Result<()> {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase());
+        let name = name.as_deref().unwrap_or("");
+        let ext = Path::new(name).extension().and_then(|e| e.to_str());
+        let suggest = |e: &str| {
+            let mut p = path.to_path_buf();
+            let stem = name.strip_suffix(".weights.h5").map(str::to_string);
+            match stem {
+                Some(stem) => p.set_file_name(format!("{stem}.{e}")),
+                None => {
+                    p.set_extension(e);
+                }
+            }
+            p.display().to_string()
+        };
+        match (self, ext) {
+            (OutputKind::Model, Some("keras")) => Ok(()),
+            (OutputKind::Model, Some("h5" | "hdf5")) => bail!(
+                "{what} `{}` names a legacy HDF5 file, but kerasrs writes Keras 3 `.keras` \
+                 archives: name it `{}`",
+                path.display(),
+                suggest("keras")
+            ),
+            (OutputKind::Model, _) => bail!(
+                "{what} `{}` must end in `.keras`: kerasrs writes Keras 3 `.keras` archives, \
+                 and Keras's `load_model` goes by that extension (try `{}`)",
+                path.display(),
+                suggest("keras")
+            ),
+            (OutputKind::Arrays, Some("npy" | "npz")) => Ok(()),
+            (OutputKind::Arrays, _) => bail!(
+                "{what} `{}` must end in `.npy` (one array) or `.npz` (one array per output, \
+                 named after it): those are the formats kerasrs writes",
+                path.display()
+            ),
+            (OutputKind::Plot, Some("svg")) => Ok(()),
+            (OutputKind::Plot, _) => bail!(
+                "{what} `{}` must end in `.svg`: plots are written as SVG (try `{}`)",
+                path.display(),
+                suggest("svg")
+            ),
+        }
+    }
+}
+
 /// The files one run reads and writes, each with the flag that named it.
 #[derive(Debug, Default)]
 pub struct RunFiles<'a> {
     inputs: Vec<(String, &'a Path)>,
     outputs: Vec<(String, &'a Path)>,
+    kinds: Vec<(String, &'a Path, OutputKind)>,
     in_place: bool,
 }
 
@@ -41,10 +99,27 @@ impl<'a> RunFiles<'a> {
         list.into_iter().fold(self, |s, (what, p)| s.input(what, p))
     }
 
-    /// A file the run writes, named by `what` (`` `--history` ``).
+    /// A file the run writes, named by `what` (`` `--history` ``), in a
+    /// format that does not depend on its name.
     #[must_use]
     pub fn output(mut self, what: impl Into<String>, path: &'a Path) -> Self {
         self.outputs.push((what.into(), path));
+        self
+    }
+
+    /// A file the run writes in the format its extension names: refused
+    /// before any work when the extension names another format (a model
+    /// written as `out.h5` would be a zip Keras cannot open as HDF5).
+    #[must_use]
+    pub fn typed_output(
+        mut self,
+        what: impl Into<String>,
+        path: &'a Path,
+        kind: OutputKind,
+    ) -> Self {
+        let what = what.into();
+        self.kinds.push((what.clone(), path, kind));
+        self.outputs.push((what, path));
         self
     }
 
@@ -60,6 +135,9 @@ impl<'a> RunFiles<'a> {
     pub fn check(&self) -> Result<()> {
         for (_, path) in &self.outputs {
             check_output_target(path)?;
+        }
+        for (what, path, kind) in &self.kinds {
+            kind.check(what, path)?;
         }
         let inputs: Vec<Identity> = self.inputs.iter().map(|(_, p)| Identity::of(p)).collect();
         let outputs: Vec<Identity> = self.outputs.iter().map(|(_, p)| Identity::of(p)).collect();

@@ -16,6 +16,7 @@ use crate::data::{write_npy_f32, write_npz_f32};
 #[command(after_help = "Examples:\n  \
       kerasrs predict model.keras --input x.npy --output y.npy\n  \
       kerasrs predict model.keras --input x.npy --output y.npy --batch-size 1024\n  \
+      kerasrs predict fixtures/models/digits.keras --input fixtures/digits.npz --input-key x --output target/digits-pred.npy\n  \
       kerasrs predict two_inputs.keras --input inputs.npz --output outputs.npz")]
 pub struct Args {
     /// The `.keras` model file.
@@ -26,19 +27,32 @@ pub struct Args {
     /// Where to write the predictions (float32 `.npy`).
     #[arg(long, short)]
     output: PathBuf,
+    /// The array of an `.npz` `--input` to use for a model with one input
+    /// (default: the array named after the input layer, else `x`, else the
+    /// archive's only array).
+    #[arg(long, value_name = "NAME")]
+    input_key: Option<String>,
     /// Rows per batch (batches run in parallel).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 32, value_parser = super::at_least_one)]
     batch_size: u64,
 }
 
 pub fn run(args: Args) -> Result<()> {
     super::paths::RunFiles::new(&args.model)
         .input("`--input`", &args.input)
-        .output(super::paths::OUTPUT, &args.output)
+        .typed_output(
+            super::paths::OUTPUT,
+            &args.output,
+            super::paths::OutputKind::Arrays,
+        )
         .check()?;
     let model = Model::open(&args.model)?;
     let g = &model.graph;
-    let xs = super::data_args::f32_arrays(&args.input, &g.input_names, "x", "input", None)?;
+    let xs = super::data_args::prediction_inputs(
+        &args.input,
+        &g.input_names,
+        args.input_key.as_deref(),
+    )?;
     let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
     let ys = model
         .predict_all(&views, args.batch_size as usize)

@@ -103,7 +103,11 @@ impl Args {
 pub fn run(args: Args) -> Result<()> {
     let spec = args.spec()?;
     super::paths::RunFiles::new(&args.model)
-        .output(super::paths::OUTPUT, &args.output)
+        .typed_output(
+            super::paths::OUTPUT,
+            &args.output,
+            super::paths::OutputKind::Model,
+        )
         .in_place(args.in_place)
         .check()?;
     let mut model = Model::open(&args.model)?;

@@ -35,7 +35,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     if let Some(plot) = &args.plot {
         super::paths::RunFiles::new(&args.model)
-            .output("`--plot`", plot)
+            .typed_output("`--plot`", plot, super::paths::OutputKind::Plot)
             .check()?;
     }
     let model = Model::open(&args.model)?;

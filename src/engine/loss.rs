@@ -723,16 +723,21 @@ impl Loss {
         matches!(self, Loss::SparseCategoricalCrossentropy { .. })
     }
 
-    /// Check targets fit outputs of width `output_width`. `y_true` is 2-D
-    /// `[batch, k]`; sparse labels come as `[batch, 1]` (a 1-D label vector reshaped
-    /// by the caller) and must be integers in `[0, output_width)`. Every other loss
-    /// needs `k == output_width` (Keras would broadcast a width-1 target against a
-    /// wider output, which is almost always a mistake and is rejected here).
-    pub fn check_targets(&self, y_true: ArrayView2<f32>, output_width: usize) -> Result<()> {
-        let (batch, k) = y_true.dim();
+    /// Check targets fit a model output of per-sample shape `output` (its
+    /// last axis is the width the loss sees). `y_true` is 2-D `[rows, k]`;
+    /// sparse labels come as `[rows, 1]` (a 1-D label vector reshaped by the
+    /// caller) and must be integers in `[0, width)`. Every other loss needs
+    /// `k == width` (Keras would broadcast a width-1 target against a wider
+    /// output, which is almost always a mistake and is rejected here).
+    /// Messages give the model's output shape as Keras prints it,
+    /// `(None, 10)`.
+    pub fn check_targets(&self, y_true: ArrayView2<f32>, output: &[usize]) -> Result<()> {
+        let (rows, k) = y_true.dim();
+        let output_width = output.last().copied().unwrap_or(1);
+        let shape = crate::model::layers::keras_shape(output);
         if output_width == 0 {
             return Err(Error::invalid(format!(
-                "loss `{}`: the model output has width 0",
+                "loss `{}`: the model output {shape} has width 0",
                 self.name()
             )));
         }
@@ -740,11 +745,11 @@ impl Loss {
             if k != output_width {
                 return Err(Error::mismatch(
                     format!(
-                        "targets of shape [{batch}, {output_width}] like the model output \
-                         [{batch}, {output_width}] for loss `{}`",
+                        "targets of shape [{rows}, {output_width}] like the model output \
+                         {shape} for loss `{}`",
                         self.name()
                     ),
-                    format!("targets of shape [{batch}, {k}]"),
+                    format!("targets of shape [{rows}, {k}]"),
                 ));
             }
             return Ok(());
@@ -752,11 +757,11 @@ impl Loss {
         if k != 1 {
             return Err(Error::mismatch(
                 format!(
-                    "integer class labels of shape [{batch}] or [{batch}, 1] for loss `{}` \
-                     (model output [{batch}, {output_width}])",
+                    "integer class labels of shape [{rows}] or [{rows}, 1] for loss `{}` \
+                     (model output {shape})",
                     self.name()
                 ),
-                format!("targets of shape [{batch}, {k}]"),
+                format!("targets of shape [{rows}, {k}]"),
             ));
         }
         for (row, &label) in y_true.iter().enumerate() {
@@ -764,7 +769,7 @@ impl Loss {
                 return Err(Error::mismatch(
                     format!(
                         "integer class labels in [0, {output_width}) for loss `{}` \
-                         (model output [{batch}, {output_width}])",
+                         (model output {shape})",
                         self.name()
                     ),
                     format!("label {label} in row {row}"),
@@ -2202,7 +2207,7 @@ mod tests {
             let y_true = arr(golden.y_true);
             let y_pred = arr(golden.y_pred);
             let width = y_pred.ncols();
-            golden.loss.check_targets(y_true.view(), width).unwrap();
+            golden.loss.check_targets(y_true.view(), &[width]).unwrap();
             let per = golden.loss.per_sample(y_pred.view(), y_true.view());
             assert_eq!(per.len(), golden.per_sample.len(), "{label}");
             for (i, (&a, &e)) in per.iter().zip(golden.per_sample).enumerate() {
@@ -2644,20 +2649,22 @@ mod tests {
             label_smoothing: 0.0,
         };
         let msg = cce
-            .check_targets(Array2::zeros((4, 1)).view(), 3)
+            .check_targets(Array2::zeros((4, 1)).view(), &[3])
             .unwrap_err()
             .to_string();
         assert!(msg.contains("[4, 3]") && msg.contains("[4, 1]"), "{msg}");
+        assert!(msg.contains("model output (None, 3)"), "{msg}");
         let scce = Loss::SparseCategoricalCrossentropy { from_logits: false };
-        scce.check_targets(array![[0.0], [2.0]].view(), 3).unwrap();
+        scce.check_targets(array![[0.0], [2.0]].view(), &[3])
+            .unwrap();
         let msg = scce
-            .check_targets(Array2::zeros((4, 3)).view(), 3)
+            .check_targets(Array2::zeros((4, 3)).view(), &[3])
             .unwrap_err()
             .to_string();
         assert!(msg.contains("[4, 1]") && msg.contains("[4, 3]"), "{msg}");
         for bad in [3.0, -1.0, 1.5, f32::NAN] {
             let msg = scce
-                .check_targets(array![[0.0], [bad]].view(), 3)
+                .check_targets(array![[0.0], [bad]].view(), &[3])
                 .unwrap_err()
                 .to_string();
             assert!(msg.contains("[0, 3)") && msg.contains("row 1"), "{msg}");

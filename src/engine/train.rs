@@ -113,8 +113,7 @@ impl Dataset {
                 &["one output axis (N, k)"],
             ));
         }
-        let width = model.output_shape()[0];
-        loss.check_targets(y.view(), width)?;
+        loss.check_targets(y.view(), model.output_shape())?;
         let bad = |what: &str, i: Option<usize>| match i {
             Some(i) => Err(Error::invalid(format!(
                 "{what} value {i} (in C order) is not finite"
@@ -166,9 +165,9 @@ impl Dataset {
             let name = &g.output_names[slot];
             let shape = g.output_shapes()[slot];
             let what = format!("output `{name}`");
-            let (lead, width) = match shape.split_last() {
-                Some((&k, rest)) => (rest.iter().product::<usize>(), k),
-                None => (1, 1),
+            let lead = match shape.split_last() {
+                Some((_, rest)) => rest.iter().product::<usize>(),
+                None => 1,
             };
             let y = if lead == 1 {
                 target_matrix(y, n, &what)?
@@ -213,7 +212,7 @@ impl Dataset {
                 .view()
                 .into_shape_with_order((n * lead, y.ncols() / lead))
                 .map_err(|e| Error::invalid(e.to_string()))?;
-            loss.check_targets(rows, width)
+            loss.check_targets(rows, shape)
                 .map_err(|e| e.at(what.clone()))?;
             targets.push(y);
             target_lead.push(lead);
