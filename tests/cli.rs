@@ -265,3 +265,188 @@ fn common_mistakes_explain_themselves() {
         assert!(!tmp.join(f).exists(), "{f} was written");
     }
 }
+
+/// What a plot draws, as laid out by a real renderer (resvg, with the
+/// system's fonts): every text with its box on the canvas, and the box of
+/// every coloured (not white) filled shape: bars, markers, legend swatches.
+struct Drawn {
+    texts: Vec<(String, resvg::usvg::Rect)>,
+    fills: Vec<resvg::usvg::Rect>,
+    /// Outlined boxes: legends.
+    boxes: Vec<resvg::usvg::Rect>,
+}
+
+fn laid_out(svg: &str) -> (Drawn, resvg::usvg::Tree) {
+    use resvg::usvg;
+    fn walk(g: &usvg::Group, out: &mut Drawn) {
+        for node in g.children() {
+            match node {
+                usvg::Node::Group(g) => walk(g, out),
+                usvg::Node::Text(t) => {
+                    let text: String = t.chunks().iter().map(|c| c.text()).collect();
+                    out.texts.push((text, t.abs_bounding_box()));
+                }
+                usvg::Node::Path(p) => {
+                    let coloured = p.fill().is_some_and(|f| match f.paint() {
+                        usvg::Paint::Color(c) => (c.red, c.green, c.blue) != (255, 255, 255),
+                        _ => true,
+                    });
+                    if coloured {
+                        out.fills.push(p.abs_bounding_box());
+                    } else if p.fill().is_none() && p.stroke().is_some() {
+                        // Closed rectangular outlines (not lines, nor the
+                        // rings marking a selected point).
+                        let b = p.abs_bounding_box();
+                        use resvg::tiny_skia::PathSegment as Seg;
+                        let segments: Vec<Seg> = p.data().segments().collect();
+                        let rect = segments.iter().any(|s| matches!(s, Seg::Close))
+                            && segments
+                                .iter()
+                                .all(|s| !matches!(s, Seg::QuadTo(..) | Seg::CubicTo(..)));
+                        if rect && b.width() > 2.0 && b.height() > 2.0 {
+                            out.boxes.push(b);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut opt = usvg::Options::default();
+    let db = opt.fontdb_mut();
+    db.load_system_fonts();
+    // The plots ask for `sans-serif`; fontdb maps that to Arial, which a
+    // Linux machine seldom has: take the first sans-serif face installed.
+    let family = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "FreeSans"]
+        .into_iter()
+        .find(|f| {
+            db.faces()
+                .any(|face| face.families.iter().any(|(n, _)| n == f))
+        })
+        .expect("no sans-serif system font to lay out the plots' text (install fonts-dejavu-core)");
+    db.set_sans_serif_family(family);
+    let tree = usvg::Tree::from_str(svg, &opt).expect("the SVG parses");
+    let mut drawn = Drawn {
+        texts: Vec::new(),
+        fills: Vec::new(),
+        boxes: Vec::new(),
+    };
+    walk(tree.root(), &mut drawn);
+    (drawn, tree)
+}
+
+/// How far two boxes overlap in each direction (negative: apart).
+fn overlap(a: &resvg::usvg::Rect, b: &resvg::usvg::Rect) -> (f32, f32) {
+    (
+        a.right().min(b.right()) - a.left().max(b.left()),
+        a.bottom().min(b.bottom()) - a.top().max(b.top()),
+    )
+}
+
+/// The plots `sparsity --plot` and `sweep` write render, and their labels
+/// are legible: every text lies on the canvas, no two texts overlap (the L1
+/// axis once had labels like `3.0000000000000003e-4` running into each
+/// other) and no text lies on a bar or marker (the legend once covered the
+/// tallest bar). The PNGs are left in `target/tmp/plots/` to look at.
+#[test]
+fn plots_render_legibly() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let digits = "fixtures/models/digits.keras";
+    let conv = "fixtures/conv/resnet_block_bn.before.keras";
+    for (model, plot) in [(digits, p("digits.svg")), (conv, p("conv.svg"))] {
+        let (ok, _, stderr) = kerasrs(&["sparsity", model, "--plot", &plot]);
+        assert!(ok, "{stderr}");
+    }
+    for (strengths, out) in [("1e-4,3e-4,1e-3,3e-3,1e-2", "near"), ("1e-6,1e-2,3", "far")] {
+        let (ok, _, stderr) = kerasrs(&[
+            "sweep",
+            digits,
+            "--data",
+            "fixtures/digits.npz",
+            "--l1",
+            strengths,
+            "--epochs",
+            "1",
+            "--validation-split",
+            "0.2",
+            "--out-dir",
+            &p(out),
+            "--quiet",
+        ]);
+        assert!(ok, "{stderr}");
+    }
+    let shown = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plots");
+    std::fs::create_dir_all(&shown).unwrap();
+    for (name, svg) in [
+        ("sparsity_digits", p("digits.svg")),
+        ("sparsity_conv", p("conv.svg")),
+        ("sweep_near", p("near/sweep.svg")),
+        ("sweep_far", p("far/sweep.svg")),
+    ] {
+        let text = std::fs::read_to_string(&svg).unwrap();
+        let (
+            Drawn {
+                texts,
+                fills,
+                boxes,
+            },
+            tree,
+        ) = laid_out(&text);
+        let size = tree.size();
+        assert!(texts.len() > 5, "{name}: only {} texts", texts.len());
+        for (t, b) in &texts {
+            assert!(b.width() > 0.0, "{name}: `{t}` was not laid out");
+            assert!(
+                b.left() >= -0.5
+                    && b.top() >= -0.5
+                    && b.right() <= size.width() + 0.5
+                    && b.bottom() <= size.height() + 0.5,
+                "{name}: `{t}` at {b:?} leaves the {size:?} canvas"
+            );
+            assert!(t.chars().count() <= 90, "{name}: label `{t}` is too long");
+            let number = t.trim_end_matches('%').parse::<f64>().is_ok();
+            assert!(
+                !number || t.len() <= 8,
+                "{name}: tick label `{t}` is not short"
+            );
+        }
+        for (i, (ta, a)) in texts.iter().enumerate() {
+            for (tb, b) in &texts[i + 1..] {
+                let (w, h) = overlap(a, b);
+                assert!(
+                    w <= 0.5 || h <= 0.5,
+                    "{name}: `{ta}` {a:?} overlaps `{tb}` {b:?}"
+                );
+            }
+            for f in &fills {
+                let (w, h) = overlap(a, f);
+                assert!(
+                    w <= 0.5 || h <= 0.5,
+                    "{name}: `{ta}` {a:?} lies on a shape {f:?}"
+                );
+            }
+        }
+        for b in &boxes {
+            // A legend may hold its own swatches, but must not hide data.
+            for f in fills
+                .iter()
+                .filter(|f| overlap(b, f) != (f.width(), f.height()))
+            {
+                let (w, h) = overlap(b, f);
+                assert!(
+                    w <= 0.5 || h <= 0.5,
+                    "{name}: the legend {b:?} hides a shape {f:?}"
+                );
+            }
+        }
+        let mut pixmap =
+            resvg::tiny_skia::Pixmap::new(size.width() as u32, size.height() as u32).unwrap();
+        resvg::render(
+            &tree,
+            resvg::tiny_skia::Transform::default(),
+            &mut pixmap.as_mut(),
+        );
+        pixmap.save_png(shown.join(format!("{name}.png"))).unwrap();
+    }
+}

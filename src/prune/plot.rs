@@ -72,7 +72,7 @@ pub fn histogram_svg(report: &SparsityReport) -> Result<String> {
         root.fill(&WHITE).map_err(plot_error)?;
         if layers.is_empty() {
             root.draw(&Text::new(
-                "no Dense layers",
+                "no layers with weights",
                 (20, 20),
                 ("sans-serif", 16).into_font(),
             ))
@@ -84,12 +84,16 @@ pub fn histogram_svg(report: &SparsityReport) -> Result<String> {
                 .iter()
                 .map(|t| (t.weight, t.weights, heights(t, n)))
                 .collect();
-            let top = series
+            // Headroom above the tallest bar for the legend (about 20 px
+            // per series in a plotting area of about PANEL_HEIGHT - 90 px),
+            // so that it never hides a bar.
+            let tallest = series
                 .iter()
                 .flat_map(|s| s.2.iter().copied())
                 .fold(0.0, f64::max)
-                .max(1.0)
-                * 1.1;
+                .max(1.0);
+            let legend = (25.0 + 20.0 * series.len() as f64) / (f64::from(PANEL_HEIGHT) - 90.0);
+            let top = tallest / (1.0 - legend.min(0.6)) * 1.05;
             let mut chart = ChartBuilder::on(area)
                 .caption(
                     format!("{layer}: log10|w| by decade"),
@@ -113,7 +117,14 @@ pub fn histogram_svg(report: &SparsityReport) -> Result<String> {
                 .disable_x_mesh()
                 .x_labels(n)
                 .x_label_formatter(&label_of)
-                .y_label_formatter(&|y| format!("{y:.0}%"))
+                // The headroom may reach past 100%, which no bar can.
+                .y_label_formatter(&|y| {
+                    if *y <= 100.0 + 1e-9 {
+                        format!("{y:.0}%")
+                    } else {
+                        String::new()
+                    }
+                })
                 .x_desc("|w| (decade lower bound)")
                 .y_desc("% of weights")
                 .draw()
@@ -163,6 +174,44 @@ pub struct SweepPoint {
     pub sparsity: f64,
 }
 
+/// Ticks of a log axis over `[lo, hi]` with short labels (`1e-4`): every
+/// decade, and 2× and 5× of each decade when the axis spans four or fewer, thinned to at most [`MAX_TICKS`] so labels never crowd.
+fn log_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
+    let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let decades = last - first;
+    let mantissas: &[u8] = if decades <= 4 { &[1, 2, 5] } else { &[1] };
+    let mut ticks: Vec<(f64, String)> = (first..=last)
+        .flat_map(|k| {
+            mantissas.iter().map(move |&m| {
+                let v = f64::from(m) * 10f64.powi(k);
+                (v, format!("{m}e{k}"))
+            })
+        })
+        .filter(|(v, _)| *v >= lo && *v <= hi)
+        .collect();
+    let step = ticks.len().div_ceil(MAX_TICKS).max(1);
+    if step > 1 {
+        ticks = ticks.into_iter().step_by(step).collect();
+    }
+    ticks
+}
+
+/// At most this many labelled ticks on an axis.
+const MAX_TICKS: usize = 10;
+
+/// The label of the tick at `x` (the nearest one; plotters passes the key
+/// points back as they were given).
+fn tick_label(ticks: &[(f64, String)], x: f64) -> String {
+    ticks
+        .iter()
+        .min_by(|a, b| {
+            let d = |t: &(f64, String)| (t.0.ln() - x.ln()).abs();
+            d(a).total_cmp(&d(b))
+        })
+        .map(|t| t.1.clone())
+        .unwrap_or_default()
+}
+
 /// Height of each of the two sweep panels in pixels.
 const SWEEP_PANEL_HEIGHT: u32 = 320;
 
@@ -197,6 +246,8 @@ pub fn sweep_svg(
         }
         _ => (0.0, 1.0),
     };
+    let ticks = log_ticks(lo, hi);
+    let tick_values: Vec<f64> = ticks.iter().map(|t| t.0).collect();
     let mut svg = String::new();
     {
         let root =
@@ -213,7 +264,7 @@ pub fn sweep_svg(
                 |p| p.metric,
             ),
             (
-                "sparsity (exact zeros in Dense kernels) against the L1 strength (ringed: selected)"
+                "sparsity (exact zeros in kernels) against the L1 strength (ringed: selected)"
                     .to_string(),
                 "sparsity (%)",
                 0.0,
@@ -230,13 +281,16 @@ pub fn sweep_svg(
                 .margin(10)
                 .x_label_area_size(35)
                 .y_label_area_size(60)
-                .build_cartesian_2d((lo..hi).log_scale(), *y_lo..*y_hi)
+                .build_cartesian_2d(
+                    (lo..hi).log_scale().with_key_points(tick_values.clone()),
+                    *y_lo..*y_hi,
+                )
                 .map_err(plot_error)?;
             chart
                 .configure_mesh()
                 .x_desc("L1 strength (log scale)")
                 .y_desc(*y_desc)
-                .x_label_formatter(&|x| format!("{x:e}"))
+                .x_label_formatter(&|x| tick_label(&ticks, *x))
                 .draw()
                 .map_err(plot_error)?;
             let series: Vec<(f64, f64)> = points
