@@ -14,6 +14,27 @@ pub const MODEL: &str = "the model";
 /// The flag `--in-place` lets replace the model.
 pub const OUTPUT: &str = "`--output`";
 
+/// kerasrs writes Keras 3 `.keras` archives only: an `--output` named like
+/// a legacy HDF5 model, a weights file or a JSON file is refused before any
+/// work, so nobody gets a zip under an `.h5` name.
+fn check_keras_extension(path: &Path) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    for ext in [".h5", ".hdf5", ".json"] {
+        if name.ends_with(ext) {
+            bail!(
+                "`--output {}`: kerasrs writes Keras 3 `.keras` archives, not {} files \
+                 (there is no legacy HDF5 or weights-only writer); use an output ending in `.keras`",
+                crate::text::sanitize(&path.display().to_string()),
+                if ext == ".json" { "JSON" } else { "HDF5" }
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The files one run reads and writes, each with the flag that named it.
 #[derive(Debug, Default)]
 pub struct RunFiles<'a> {
@@ -58,7 +79,10 @@ impl<'a> RunFiles<'a> {
     /// Refuse the run if an output cannot be written, or would replace an
     /// input or another output.
     pub fn check(&self) -> Result<()> {
-        for (_, path) in &self.outputs {
+        for (flag, path) in &self.outputs {
+            if flag == OUTPUT {
+                check_keras_extension(path)?;
+            }
             check_output_target(path)?;
         }
         let inputs: Vec<Identity> = self.inputs.iter().map(|(_, p)| Identity::of(p)).collect();
