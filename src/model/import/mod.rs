@@ -156,6 +156,33 @@ pub fn upgrade_archive(mut file: KerasFile) -> Result<Imported> {
                     other => other,
                 };
             }
+            // tf_keras writes `null` for unset execution options; Keras 3's
+            // `compile` compares them (`steps_per_execution > 1`).
+            for (key, default) in [
+                ("run_eagerly", Value::Bool(false)),
+                ("steps_per_execution", Value::from(1)),
+                ("jit_compile", Value::Bool(true)),
+            ] {
+                if cc.get(key).is_none_or(Value::is_null) {
+                    cc[key] = default;
+                }
+            }
+            if let Value::Object(o) = &mut cc {
+                o.retain(|k, _| {
+                    matches!(
+                        k.as_str(),
+                        "optimizer"
+                            | "loss"
+                            | "loss_weights"
+                            | "metrics"
+                            | "weighted_metrics"
+                            | "run_eagerly"
+                            | "steps_per_execution"
+                            | "jit_compile"
+                            | "auto_scale_loss"
+                    )
+                });
+            }
             Some(cc)
         }
         None => None,
