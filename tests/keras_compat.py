@@ -78,7 +78,7 @@ tf_keras 2.15.1 and by Keras 3.15.1's legacy writer, tf_keras ``.keras``
 archives, weights-only, sharded and unzipped Keras 3 files): ``convert`` of
 each of its files loads in Keras 3.15 without warnings and predicts the
 writer's ``predict`` within 1e-5 (an ``.h5``'s optimizer state comes through);
-``finetune --no-shuffle`` of its ``.h5`` ends within 1e-5 of the writer's
+``finetune --no-shuffle`` of each of its files ends within 1e-5 of the writer's
 ``fit`` (for Keras 2 files: of Keras 3.15's fit of the file, and of tf_keras's
 fit except the BatchNormalization moving variance, see the README); ``prune
 --threshold 0.05`` of its ``.h5`` loads and predicts as ``kerasrs predict``.
@@ -1258,10 +1258,10 @@ def check_legacy_convert(case, label, src, args, out_dir):
             raise CheckFailure("the optimizer state did not come through")
 
 
-def check_legacy_finetune(case, args, out_dir):
+def check_legacy_finetune(case, label, args, out_dir):
     d = os.path.join(args.fixtures, "legacy")
-    src = os.path.join(d, case["files"]["h5"])
-    dst = os.path.join(out_dir, f"{case['name']}-finetune.keras")
+    src = os.path.join(d, case["files"][label])
+    dst = os.path.join(out_dir, f"{case['name']}-{label}-finetune.keras")
     cmd = [args.kerasrs, "finetune", src, "--data", os.path.join(d, case["data"]),
            "--epochs", str(case["epochs"]), "--batch-size", str(case["batch_size"]),
            "--no-shuffle", "--quiet", "--output", dst]
@@ -1318,8 +1318,12 @@ def run_legacy_section(args, out_dir, report):
             for label, rel in case["files"].items()
             if label != "json"
         ]
-        jobs.append((f"legacy-finetune {case['name']}",
-                     lambda c=case: check_legacy_finetune(c, args, legacy_dir)))
+        jobs += [
+            (f"legacy-finetune {case['name']} {label}",
+             lambda c=case, l=label: check_legacy_finetune(c, l, args, legacy_dir))
+            for label in case["files"]
+            if label != "json"
+        ]
         jobs.append((f"legacy-prune {case['name']}",
                      lambda c=case: check_legacy_prune(c, args, legacy_dir)))
         for name, job in jobs:

@@ -152,66 +152,68 @@ fn every_source_predicts_as_its_writer() {
 }
 
 #[test]
-fn finetune_of_a_legacy_h5_matches_the_writers_fit() {
+fn finetune_of_every_source_matches_the_writers_fit() {
     let tmp = tempfile::tempdir().unwrap();
     for case in cases() {
-        let out = tmp.path().join(format!("{}.keras", case.name));
-        let (ok, _, err) = kerasrs(&[
-            "finetune",
-            &s(&dir().join(&case.files["h5"])),
-            "--data",
-            &s(&dir().join(&case.data)),
-            "--epochs",
-            &case.epochs.to_string(),
-            "--batch-size",
-            &case.batch_size.to_string(),
-            "--no-shuffle",
-            "--output",
-            &s(&out),
-        ]);
-        assert!(ok, "{}: {err}", case.name);
-        assert!(
-            err.contains("Keras 3 `.keras` archive"),
-            "{}: {err}",
-            case.name
-        );
-        assert!(
-            err.contains("resuming the stored optimizer state at iteration"),
-            "{err}"
-        );
-        let file = KerasFile::open(&out).unwrap();
-        let ours = layer_weights(&file.weights);
-        let compare = |oracle: &str, skip: &dyn Fn(&str) -> bool| {
-            let want = npz(&dir().join(oracle));
-            assert_eq!(
-                ours.keys().collect::<Vec<_>>(),
-                want.keys().collect::<Vec<_>>()
+        for (label, source) in sources(&case) {
+            let out = tmp.path().join(format!("{}-{label}.keras", case.name));
+            let (ok, _, err) = kerasrs(&[
+                "finetune",
+                &s(&source),
+                "--data",
+                &s(&dir().join(&case.data)),
+                "--epochs",
+                &case.epochs.to_string(),
+                "--batch-size",
+                &case.batch_size.to_string(),
+                "--no-shuffle",
+                "--output",
+                &s(&out),
+            ]);
+            assert!(ok, "{}: {err}", case.name);
+            assert!(
+                err.contains("Keras 3 `.keras` archive"),
+                "{}: {err}",
+                case.name
             );
-            for (key, w) in &want {
-                if skip(key) {
-                    continue;
+            assert!(
+                err.contains("resuming the stored optimizer state at iteration"),
+                "{err}"
+            );
+            let file = KerasFile::open(&out).unwrap();
+            let ours = layer_weights(&file.weights);
+            let compare = |oracle: &str, skip: &dyn Fn(&str) -> bool| {
+                let want = npz(&dir().join(oracle));
+                assert_eq!(
+                    ours.keys().collect::<Vec<_>>(),
+                    want.keys().collect::<Vec<_>>()
+                );
+                for (key, w) in &want {
+                    if skip(key) {
+                        continue;
+                    }
+                    let d = max_abs_diff(&ours[key], w);
+                    assert!(d <= TRAINING_TOL, "{} vs {oracle}: {key}: {d}", case.name);
                 }
-                let d = max_abs_diff(&ours[key], w);
-                assert!(d <= TRAINING_TOL, "{} vs {oracle}: {key}: {d}", case.name);
+            };
+            match &case.after_keras3 {
+                Some(k3) => {
+                    compare(k3, &|_| false);
+                    // tf_keras's fused BatchNormalization: moving variance from
+                    // the Bessel-corrected batch variance (Keras 3 and kerasrs:
+                    // the biased one).
+                    compare(&case.after, &|k| k.starts_with("batch_normalization/3"));
+                }
+                None => compare(&case.after, &|_| false),
             }
-        };
-        match &case.after_keras3 {
-            Some(k3) => {
-                compare(k3, &|_| false);
-                // tf_keras's fused BatchNormalization: moving variance from
-                // the Bessel-corrected batch variance (Keras 3 and kerasrs:
-                // the biased one).
-                compare(&case.after, &|k| k.starts_with("batch_normalization/3"));
-            }
-            None => compare(&case.after, &|_| false),
+            let state = Model::open(&out).unwrap().optimizer_state().unwrap();
+            assert_eq!(
+                state.iterations(),
+                Some(case.iterations_after),
+                "{} {label}",
+                case.name
+            );
         }
-        let state = Model::open(&out).unwrap().optimizer_state().unwrap();
-        assert_eq!(
-            state.iterations(),
-            Some(case.iterations_after),
-            "{}",
-            case.name
-        );
     }
 }
 

@@ -186,7 +186,7 @@ fn archive(file: KerasFile, unzipped: bool) -> Result<Imported> {
     Ok(Imported {
         notes: if unzipped {
             vec![
-                "read an unzipped `.keras` archive directory; kerasrs writes a `.keras` archive"
+                "read an unzipped `.keras` archive directory; kerasrs writes a Keras 3 `.keras` archive"
                     .into(),
             ]
         } else {

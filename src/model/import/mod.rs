@@ -137,7 +137,7 @@ pub fn upgrade_archive(mut file: KerasFile) -> Result<Imported> {
     let mut config = keras2::upgrade_model(&file.config).map_err(|e| e.in_member("config.json"))?;
     let compile = file.config.get("compile_config").cloned();
     let mut notes = vec![format!(
-        "read a Keras {version} `.keras` archive; kerasrs writes it as a Keras 3 one"
+        "read a Keras {version} `.keras` archive; kerasrs writes it as a Keras 3 `.keras` archive"
     )];
     let compile = match compile.filter(|c| c.is_object()) {
         Some(cc) => {
@@ -189,6 +189,19 @@ pub fn upgrade_archive(mut file: KerasFile) -> Result<Imported> {
     };
     if let (Some(cc), Value::Object(root)) = (&compile, &mut config) {
         root.insert("compile_config".into(), cc.clone());
+    }
+    // tf_keras leaves out the `name` attribute Keras 3 gives each `vars`
+    // group (the layer's name); write it as Keras 3 does.
+    for (entry, path) in layer_paths(&config)? {
+        if let Some(path) = path
+            && let Some(vars) = file.weights.group_mut(&format!("{path}/vars"))
+            && vars.attr("name").is_none()
+        {
+            vars.set_attr(
+                "name",
+                AttrValue::VarLenString(layer_name(entry).to_string()),
+            );
+        }
     }
     file.config = config;
     file.weights.children.retain(|(n, _)| n != "metrics");
