@@ -81,7 +81,7 @@ writer's ``predict`` within 1e-5 (an ``.h5``'s optimizer state comes through);
 ``finetune --no-shuffle`` of each of its files ends within 1e-5 of the writer's
 ``fit`` (for Keras 2 files: of Keras 3.15's fit of the file, and of tf_keras's
 fit except the BatchNormalization moving variance, see the README); ``prune
---threshold 0.05`` of its ``.h5`` loads and predicts as ``kerasrs predict``.
+--threshold 0.05`` of each of its files loads and predicts as ``kerasrs predict``.
 
 Prints ``ok <name>`` or ``FAIL <name>: <reason>`` per model/case (and
 ``skip <name>: <reason>`` for skipped cases), then ``N passed, M failed``
@@ -1284,15 +1284,15 @@ def check_legacy_finetune(case, label, args, out_dir):
         )
 
 
-def check_legacy_prune(case, args, out_dir):
+def check_legacy_prune(case, label, args, out_dir):
     d = os.path.join(args.fixtures, "legacy")
-    src = os.path.join(d, case["files"]["h5"])
-    dst = os.path.join(out_dir, f"{case['name']}-pruned.keras")
+    src = os.path.join(d, case["files"][label])
+    dst = os.path.join(out_dir, f"{case['name']}-{label}-pruned.keras")
     run_checked([args.kerasrs, "prune", src, "--threshold", "0.05", "--output", dst],
                 args.timeout, "prune")
     model = load_strict(dst)
     x_path = os.path.join(d, case["x"])
-    ours = os.path.join(out_dir, f"{case['name']}-pruned.y.npy")
+    ours = os.path.join(out_dir, f"{case['name']}-{label}-pruned.y.npy")
     run_checked([args.kerasrs, "predict", dst, "--input", x_path, "--output", ours],
                 args.timeout, "predict")
     got = model.predict(np.load(x_path), verbose=0)
@@ -1324,8 +1324,12 @@ def run_legacy_section(args, out_dir, report):
             for label in case["files"]
             if label != "json"
         ]
-        jobs.append((f"legacy-prune {case['name']}",
-                     lambda c=case: check_legacy_prune(c, args, legacy_dir)))
+        jobs += [
+            (f"legacy-prune {case['name']} {label}",
+             lambda c=case, l=label: check_legacy_prune(c, l, args, legacy_dir))
+            for label in case["files"]
+            if label != "json"
+        ]
         for name, job in jobs:
             try:
                 job()

@@ -246,23 +246,27 @@ fn prune_and_convert_of_legacy_sources_write_keras3_archives() {
             }
             assert_eq!(back.source().keras_version(), Some("3.15.1"));
         }
-        let out = tmp.path().join(format!("{}-pruned.keras", case.name));
-        let (ok, _, err) = kerasrs(&[
-            "prune",
-            &s(&dir().join(&case.files["h5"])),
-            "--threshold",
-            "0.05",
-            "--output",
-            &s(&out),
-        ]);
-        assert!(ok, "{}: {err}", case.name);
-        assert!(err.contains("Keras 3 `.keras` archive"), "{err}");
-        let pruned = Model::open(&out).unwrap();
-        let zeros: usize = layer_weights(&pruned.source().weights)
-            .values()
-            .map(|v| v.iter().filter(|w| **w == 0.0).count())
-            .sum();
-        assert!(zeros > 0, "{}", case.name);
+        for (label, path) in sources(&case) {
+            let out = tmp
+                .path()
+                .join(format!("{}-{label}-pruned.keras", case.name));
+            let (ok, _, err) = kerasrs(&[
+                "prune",
+                &s(&path),
+                "--threshold",
+                "0.05",
+                "--output",
+                &s(&out),
+            ]);
+            assert!(ok, "{} {label}: {err}", case.name);
+            assert!(err.contains("Keras 3 `.keras` archive"), "{label}: {err}");
+            let pruned = Model::open(&out).unwrap();
+            let zeros: usize = layer_weights(&pruned.source().weights)
+                .values()
+                .map(|v| v.iter().filter(|w| **w == 0.0).count())
+                .sum();
+            assert!(zeros > 0, "{} {label}", case.name);
+        }
     }
 }
 
