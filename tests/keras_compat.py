@@ -72,6 +72,17 @@ Inputs and targets are given to Keras as the generator gave them: dicts keyed
 by input/output name for models with several inputs/outputs, the one array
 otherwise.
 
+Section 6, legacy.  Every case of ``<fixtures>/legacy/manifest-*.json``
+(made by ``fixtures/generate_legacy.py``: legacy HDF5 models written by
+tf_keras 2.15.1 and by Keras 3.15.1's legacy writer, tf_keras ``.keras``
+archives, weights-only, sharded and unzipped Keras 3 files): ``convert`` of
+each of its files loads in Keras 3.15 without warnings and predicts the
+writer's ``predict`` within 1e-5 (an ``.h5``'s optimizer state comes through);
+``finetune --no-shuffle`` of each of its files ends within 1e-5 of the writer's
+``fit`` (for Keras 2 files: of Keras 3.15's fit of the file, and of tf_keras's
+fit except the BatchNormalization moving variance, see the README); ``prune
+--threshold 0.05`` of each of its files loads and predicts as ``kerasrs predict``.
+
 Prints ``ok <name>`` or ``FAIL <name>: <reason>`` per model/case (and
 ``skip <name>: <reason>`` for skipped cases), then ``N passed, M failed``
 (followed by ``, K skipped`` when cases were skipped); exits 1 if anything
@@ -1179,6 +1190,159 @@ def check_application(app, args, out_dir):
     return failures
 
 
+# --------------------------------------------------------------------------
+# section 6: legacy and weights-only sources (fixtures/legacy, made by
+# fixtures/generate_legacy.py with tf_keras 2.15.1 and Keras 3.15.1)
+# --------------------------------------------------------------------------
+LEGACY_MANIFESTS = ["manifest-keras3.json", "manifest-tfkeras.json"]
+LEGACY_ATOL = 1e-5
+
+
+def run_checked(cmd, timeout, what):
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CheckFailure(f"{what} timed out after {timeout}s")
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise CheckFailure(f"{what} exited with {proc.returncode}: " + " / ".join(tail))
+    return proc
+
+
+def load_strict(path):
+    """Keras 3.15 loads `path` (compiled) without any warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = keras.saving.load_model(path)
+    noisy = [str(w.message).splitlines()[0] for w in caught]
+    if noisy:
+        raise CheckFailure(f"Keras warned while loading: {noisy[:2]}")
+    return model
+
+
+def legacy_weights_check(model, expected, skip=()):
+    for layer in model.layers:
+        for i, w in enumerate(layer.weights):
+            key = f"{layer.name}/{i}"
+            if key in skip:
+                continue
+            d = float(np.max(np.abs(np.asarray(w) - expected[key])))
+            if not d <= LEGACY_ATOL:
+                raise CheckFailure(f"{key}: max |delta| {d:.3g} > {LEGACY_ATOL}")
+
+
+def legacy_cases(fixtures):
+    out = []
+    for name in LEGACY_MANIFESTS:
+        path = os.path.join(fixtures, "legacy", name)
+        with open(path) as f:
+            out.extend(json.load(f)["cases"])
+    return out
+
+
+def check_legacy_convert(case, label, src, args, out_dir):
+    dst = os.path.join(out_dir, f"{case['name']}-{label}.keras")
+    run_checked([args.kerasrs, "convert", src, "--output", dst], args.timeout, "convert")
+    model = load_strict(dst)
+    d = os.path.join(args.fixtures, "legacy")
+    x = np.load(os.path.join(d, case["x"]))
+    want = np.load(os.path.join(d, case["y"]))
+    got = model.predict(x, verbose=0)
+    diff = float(np.max(np.abs(got - want)))
+    if not diff <= LEGACY_ATOL:
+        raise CheckFailure(f"predictions differ from the writer's by {diff:.3g}")
+    if case["files"].get("h5") and src.endswith(".h5") and model.optimizer is not None:
+        if not model.optimizer.built or int(model.optimizer.iterations) != case[
+            "iterations_after"
+        ] - case["epochs"] * -(-len(x) // case["batch_size"]):
+            raise CheckFailure("the optimizer state did not come through")
+
+
+def check_legacy_finetune(case, label, args, out_dir):
+    d = os.path.join(args.fixtures, "legacy")
+    src = os.path.join(d, case["files"][label])
+    dst = os.path.join(out_dir, f"{case['name']}-{label}-finetune.keras")
+    cmd = [args.kerasrs, "finetune", src, "--data", os.path.join(d, case["data"]),
+           "--epochs", str(case["epochs"]), "--batch-size", str(case["batch_size"]),
+           "--no-shuffle", "--quiet", "--output", dst]
+    run_checked(cmd, args.timeout, "finetune")
+    model = load_strict(dst)
+    if "after_keras3" in case:
+        # Keras 2 file: Keras 3.15's fit of it, and tf_keras's own fit except
+        # the BatchNormalization moving variance, which tf_keras's fused
+        # kernel updates with the Bessel-corrected batch variance.
+        legacy_weights_check(model, np.load(os.path.join(d, case["after_keras3"])))
+        skip = {
+            f"{l.name}/3" for l in model.layers if type(l).__name__ == "BatchNormalization"
+        }
+        legacy_weights_check(model, np.load(os.path.join(d, case["after"])), skip)
+    else:
+        legacy_weights_check(model, np.load(os.path.join(d, case["after"])))
+    if int(model.optimizer.iterations) != case["iterations_after"]:
+        raise CheckFailure(
+            f"iterations {int(model.optimizer.iterations)} != {case['iterations_after']}"
+        )
+
+
+def check_legacy_prune(case, label, args, out_dir):
+    d = os.path.join(args.fixtures, "legacy")
+    src = os.path.join(d, case["files"][label])
+    dst = os.path.join(out_dir, f"{case['name']}-{label}-pruned.keras")
+    run_checked([args.kerasrs, "prune", src, "--threshold", "0.05", "--output", dst],
+                args.timeout, "prune")
+    model = load_strict(dst)
+    x_path = os.path.join(d, case["x"])
+    ours = os.path.join(out_dir, f"{case['name']}-{label}-pruned.y.npy")
+    run_checked([args.kerasrs, "predict", dst, "--input", x_path, "--output", ours],
+                args.timeout, "predict")
+    got = model.predict(np.load(x_path), verbose=0)
+    diff = float(np.max(np.abs(got - np.load(ours))))
+    if not diff <= 1e-6:
+        raise CheckFailure(f"Keras and kerasrs predictions of the pruned model differ by {diff:.3g}")
+    kernels = [np.asarray(l.kernel) for l in model.layers if hasattr(l, "kernel")]
+    if not any((k == 0).any() for k in kernels):
+        raise CheckFailure("no kernel weight is zero after pruning")
+
+
+def run_legacy_section(args, out_dir, report):
+    legacy_dir = os.path.join(out_dir, "legacy")
+    os.makedirs(legacy_dir, exist_ok=True)
+    for case in legacy_cases(args.fixtures):
+        if args.only and case["name"] not in args.only:
+            continue
+        d = os.path.join(args.fixtures, "legacy")
+        jobs = [
+            (f"legacy-convert {case['name']} {label}",
+             lambda c=case, l=label, p=rel: check_legacy_convert(
+                 c, l, os.path.join(d, p), args, legacy_dir))
+            for label, rel in case["files"].items()
+            if label != "json"
+        ]
+        jobs += [
+            (f"legacy-finetune {case['name']} {label}",
+             lambda c=case, l=label: check_legacy_finetune(c, l, args, legacy_dir))
+            for label in case["files"]
+            if label != "json"
+        ]
+        jobs += [
+            (f"legacy-prune {case['name']} {label}",
+             lambda c=case, l=label: check_legacy_prune(c, l, args, legacy_dir))
+            for label in case["files"]
+            if label != "json"
+        ]
+        for name, job in jobs:
+            try:
+                job()
+                failures = []
+            except CheckFailure as e:
+                failures = [str(e)]
+            except Exception as e:  # a crash in Keras counts as a failure
+                msg = str(e).strip().splitlines()
+                failures = [f"{type(e).__name__}: " + (msg[0] if msg else "")]
+            keras.backend.clear_session()
+            report(name, failures)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Check that `kerasrs convert`, `kerasrs finetune` and "
@@ -1209,8 +1373,8 @@ def main(argv=None):
     parser.add_argument(
         "--sections",
         nargs="+",
-        choices=["convert", "finetune", "prune", "graph", "applications"],
-        default=["convert", "finetune", "prune", "graph", "applications"],
+        choices=["convert", "finetune", "prune", "graph", "applications", "legacy"],
+        default=["convert", "finetune", "prune", "graph", "applications", "legacy"],
         help="which sections to run (default: all)",
     )
     parser.add_argument(
@@ -1265,6 +1429,7 @@ def main(argv=None):
             | {c["name"] for c in prune_cases}
             | {c["name"] for c in graph_cases}
             | {a[0] for a in APPLICATIONS}
+            | {c["name"] for c in legacy_cases(args.fixtures)}
         )
         unknown = set(args.only) - known
         if unknown:
@@ -1382,6 +1547,8 @@ def main(argv=None):
             failures = check_application(app, args, apps_dir)
             keras.backend.clear_session()
             report(f"applications {app[0]}", failures)
+        if "legacy" in args.sections:
+            run_legacy_section(args, out_dir, report)
     summary = f"{passed} passed, {failed} failed"
     if skipped:
         summary += f", {skipped} skipped"

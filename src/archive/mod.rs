@@ -11,7 +11,9 @@
 
 pub mod atomic;
 pub mod h5;
+pub mod legacy;
 pub mod limits;
+pub mod sources;
 
 use std::io::{Cursor, Read, Write};
 use std::path::Path;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::data_args::DataArgs;
-use crate::Model;
 use crate::engine::session::{CompileOverrides, prepare};
 use crate::text::sanitize;
 
@@ -17,8 +16,15 @@ use crate::text::sanitize;
       kerasrs evaluate model.keras --x x.npy --y y.npy --json\n  \
       kerasrs evaluate uncompiled.keras --data d.npz --loss mse")]
 pub struct Args {
-    /// The `.keras` model file.
+    /// The model: a `.keras` archive (Keras 3, tf_keras 2.15), an unzipped
+    /// archive directory, a legacy `.h5` model, or weights only (`.weights.h5`,
+    /// sharded `model.weights.json`) with the architecture beside them or in
+    /// `--config` .
     model: PathBuf,
+    /// The architecture of a weights-only MODEL: a `config.json`, a
+    /// `model.to_json()` output or a `.keras` archive.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
     /// Rows per batch (as Keras's `evaluate`, default 32).
@@ -33,7 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let model = Model::open(&args.model)?;
+    let model = super::open_model(&args.model, args.config.as_deref())?;
     let overrides = CompileOverrides {
         loss: args.loss.clone(),
         ..CompileOverrides::default()

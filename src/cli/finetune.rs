@@ -57,8 +57,15 @@ use crate::model::Regularizer;
       kerasrs finetune model.keras --data d.npz --epochs 10 --prune-to 0.8 --prune-begin 2 --prune-end 8 --output p.keras\n  \
       kerasrs finetune model.keras --data d.npz --epochs 20 --l1 1e-3 --l1-mode proximal --history h.csv --output lasso.keras")]
 pub struct Args {
-    /// The `.keras` model file (never modified unless `--in-place`).
+    /// The model: a `.keras` archive (Keras 3, tf_keras 2.15), an unzipped
+    /// archive directory, a legacy `.h5` model, or weights only (`.weights.h5`,
+    /// sharded `model.weights.json`) with the architecture beside them or in
+    /// `--config` (never modified unless `--in-place`).
     model: PathBuf,
+    /// The architecture of a weights-only MODEL: a `config.json`, a
+    /// `model.to_json()` output or a `.keras` archive.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
     /// Where to write the fine-tuned model.
@@ -352,6 +359,7 @@ fn history_csv(history: &[Logs]) -> String {
 
 pub fn run(args: Args) -> Result<()> {
     let mut files = RunFiles::new(&args.model)
+        .inputs(args.config.as_deref().map(|c| ("`--config`", c)))
         .inputs(args.data.paths())
         .inputs(args.train.paths())
         .typed_output(OUTPUT, &args.output, OutputKind::Model)
@@ -362,7 +370,7 @@ pub fn run(args: Args) -> Result<()> {
     files.check()?;
     let train_args = &args.train;
     train_args.check()?;
-    let mut model = Model::open(&args.model)?;
+    let mut model = super::open_model(&args.model, args.config.as_deref())?;
     configure(&mut model, train_args, regularizer(args.l1, train_args.l2)?)?;
     let mut prepared = prepare(&model, &train_args.overrides(), true)?;
     let (train, validation) = datasets(

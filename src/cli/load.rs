@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::Model;
 use crate::model::summary::Summary;
 use crate::prune::sparsity_report;
 use crate::text::sanitize_text;
@@ -19,15 +18,22 @@ use crate::text::sanitize_text;
       kerasrs load model.keras --json | jq .total_params"
 )]
 pub struct Args {
-    /// The `.keras` model file.
+    /// The model: a `.keras` archive (Keras 3, tf_keras 2.15), an unzipped
+    /// archive directory, a legacy `.h5` model, or weights only (`.weights.h5`,
+    /// sharded `model.weights.json`) with the architecture beside them or in
+    /// `--config` .
     model: PathBuf,
+    /// The architecture of a weights-only MODEL: a `config.json`, a
+    /// `model.to_json()` output or a `.keras` archive.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let model = Model::open(&args.model)?;
+    let model = super::open_model(&args.model, args.config.as_deref())?;
     let summary = Summary::of(&model);
     let sparsity = sparsity_report(&model);
     if args.json {

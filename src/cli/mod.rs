@@ -61,6 +61,17 @@ enum Command {
     Sweep(sweep::Args),
 }
 
+/// Open the model a command names (any supported source), printing the
+/// import notes (a legacy or weights-only source is written back as a Keras 3
+/// `.keras` archive) on stderr.
+fn open_model(model: &std::path::Path, config: Option<&std::path::Path>) -> Result<crate::Model> {
+    let model = crate::Model::open_with(model, config)?;
+    for note in &model.notes {
+        eprintln!("note: {}", crate::text::sanitize(note));
+    }
+    Ok(model)
+}
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {

@@ -45,7 +45,7 @@ impl OutputKind {
             (OutputKind::Model, Some("keras")) => Ok(()),
             (OutputKind::Model, Some("h5" | "hdf5")) => bail!(
                 "{what} `{}` names a legacy HDF5 file, but kerasrs writes Keras 3 `.keras` \
-                 archives: name it `{}`",
+                 archives (there is no legacy HDF5 or weights-only writer): name it `{}`",
                 path.display(),
                 suggest("keras")
             ),

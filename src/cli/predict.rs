@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::Model;
 use crate::data::{write_npy_f32, write_npz_f32};
 
 /// Run the model on the rows of a `.npy` array (inference mode: dropout off)
@@ -19,8 +18,15 @@ use crate::data::{write_npy_f32, write_npz_f32};
       kerasrs predict fixtures/models/digits.keras --input fixtures/digits.npz --input-key x --output target/digits-pred.npy\n  \
       kerasrs predict two_inputs.keras --input inputs.npz --output outputs.npz")]
 pub struct Args {
-    /// The `.keras` model file.
+    /// The model: a `.keras` archive (Keras 3, tf_keras 2.15), an unzipped
+    /// archive directory, a legacy `.h5` model, or weights only (`.weights.h5`,
+    /// sharded `model.weights.json`) with the architecture beside them or in
+    /// `--config` .
     model: PathBuf,
+    /// The architecture of a weights-only MODEL: a `config.json`, a
+    /// `model.to_json()` output or a `.keras` archive.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Input array: shape (N, ...input shape), float32 (float64/int are cast).
     #[arg(long, short)]
     input: PathBuf,
@@ -39,6 +45,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     super::paths::RunFiles::new(&args.model)
+        .inputs(args.config.as_deref().map(|c| ("`--config`", c)))
         .input("`--input`", &args.input)
         .typed_output(
             super::paths::OUTPUT,
@@ -46,7 +53,7 @@ pub fn run(args: Args) -> Result<()> {
             super::paths::OutputKind::Arrays,
         )
         .check()?;
-    let model = Model::open(&args.model)?;
+    let model = super::open_model(&args.model, args.config.as_deref())?;
     let g = &model.graph;
     let xs = super::data_args::prediction_inputs(
         &args.input,

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use crate::Model;
 use crate::prune::{PruneCriterion, PruneSpec, prune, zero_optimizer_slots};
 
 /// Magnitude pruning: zero Dense and convolution kernel weights (and biases
@@ -26,8 +25,15 @@ use crate::prune::{PruneCriterion, PruneSpec, prune, zero_optimizer_slots};
       kerasrs prune cnn.keras --structured filters --sparsity 0.25 --output thin.keras\n  \
       kerasrs prune model.keras --threshold 1e-3 --layers dense,dense_1 --output pruned.keras --json")]
 pub struct Args {
-    /// The `.keras` model file.
+    /// The model: a `.keras` archive (Keras 3, tf_keras 2.15), an unzipped
+    /// archive directory, a legacy `.h5` model, or weights only (`.weights.h5`,
+    /// sharded `model.weights.json`) with the architecture beside them or in
+    /// `--config` .
     model: PathBuf,
+    /// The architecture of a weights-only MODEL: a `config.json`, a
+    /// `model.to_json()` output or a `.keras` archive.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Prune every weight with |w| < T (T >= 0).
     #[arg(long, value_name = "T", allow_negative_numbers = true)]
     threshold: Option<f64>,
@@ -103,6 +109,7 @@ impl Args {
 pub fn run(args: Args) -> Result<()> {
     let spec = args.spec()?;
     super::paths::RunFiles::new(&args.model)
+        .inputs(args.config.as_deref().map(|c| ("`--config`", c)))
         .typed_output(
             super::paths::OUTPUT,
             &args.output,
@@ -110,7 +117,7 @@ pub fn run(args: Args) -> Result<()> {
         )
         .in_place(args.in_place)
         .check()?;
-    let mut model = Model::open(&args.model)?;
+    let mut model = super::open_model(&args.model, args.config.as_deref())?;
     let report = prune(&mut model, &spec)
         .with_context(|| format!("cannot prune `{}`", args.model.display()))?;
     zero_optimizer_slots(&mut model, &report.masks)

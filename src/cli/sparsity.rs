@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::Model;
 use crate::archive::atomic::write_atomic;
 use crate::prune::plot::histogram_svg;
 use crate::prune::sparsity::TOP_FEATURES;
@@ -22,8 +21,15 @@ use crate::text::sanitize_text;
       kerasrs sparsity model.keras --json | jq '.features.dropped | length'\n  \
       kerasrs sparsity pruned.keras --plot histograms.svg")]
 pub struct Args {
-    /// The `.keras` model file.
+    /// The model: a `.keras` archive (Keras 3, tf_keras 2.15), an unzipped
+    /// archive directory, a legacy `.h5` model, or weights only (`.weights.h5`,
+    /// sharded `model.weights.json`) with the architecture beside them or in
+    /// `--config` .
     model: PathBuf,
+    /// The architecture of a weights-only MODEL: a `config.json`, a
+    /// `model.to_json()` output or a `.keras` archive.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Print the report as JSON (every feature, not only the top ones).
     #[arg(long)]
     json: bool,
@@ -35,10 +41,11 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     if let Some(plot) = &args.plot {
         super::paths::RunFiles::new(&args.model)
+            .inputs(args.config.as_deref().map(|c| ("`--config`", c)))
             .typed_output("`--plot`", plot, super::paths::OutputKind::Plot)
             .check()?;
     }
-    let model = Model::open(&args.model)?;
+    let model = super::open_model(&args.model, args.config.as_deref())?;
     let report = sparsity_report(&model);
     if let Some(plot) = &args.plot {
         let svg = histogram_svg(&report)?;

@@ -50,8 +50,15 @@ use crate::text::{sanitize, sanitize_text};
       kerasrs sweep model.keras --data d.npz --l1 1e-4,1e-3 --epochs 20 --optimizer sgd --learning-rate 0.05 --tolerance 0.02 --out-dir out --json\n  \
       kerasrs sweep model.keras --x x.npy --y y.npy --l1 1e-3,1e-2 --l1-mode keras --out-dir out")]
 pub struct Args {
-    /// The `.keras` model file (never modified).
+    /// The model: a `.keras` archive (Keras 3, tf_keras 2.15), an unzipped
+    /// archive directory, a legacy `.h5` model, or weights only (`.weights.h5`,
+    /// sharded `model.weights.json`) with the architecture beside them or in
+    /// `--config` (never modified).
     model: PathBuf,
+    /// The architecture of a weights-only MODEL: a `config.json`, a
+    /// `model.to_json()` output or a `.keras` archive.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
     /// L1 strengths to try (comma-separated, each finite and > 0).
@@ -336,6 +343,7 @@ pub fn run(mut args: Args) -> Result<()> {
         .map(|&l1| args.out_dir.join(model_name(l1)))
         .collect();
     let mut files = RunFiles::new(&args.model)
+        .inputs(args.config.as_deref().map(|c| ("`--config`", c)))
         .inputs(args.data.paths())
         .inputs(args.train.paths())
         .output("`--out-dir` plot", &plot_path);
@@ -349,7 +357,7 @@ pub fn run(mut args: Args) -> Result<()> {
         }
         return Err(e);
     }
-    let base = Model::open(&args.model)?;
+    let base = super::open_model(&args.model, args.config.as_deref())?;
     let data = args.data.load_for(&base)?;
     let mut rows = Vec::with_capacity(strengths.len());
     let mut metric = (String::new(), true);

@@ -9,8 +9,10 @@ pub mod activation;
 pub mod compile;
 pub mod constraint;
 pub mod graph;
+pub mod import;
 pub mod layer;
 pub mod layers;
+mod open;
 mod parse;
 pub mod regularizer;
 pub mod summary;
@@ -40,6 +42,9 @@ pub struct Model {
     pub layers: Vec<Layer>,
     /// The calls of the layers, in execution order.
     pub graph: Graph,
+    /// What importing the file did that a user should know (a legacy or
+    /// weights-only source, optimizer state that could not be mapped).
+    pub notes: Vec<String>,
     source: KerasFile,
 }
 
@@ -52,11 +57,11 @@ impl TryFrom<KerasFile> for Model {
 }
 
 impl Model {
-    /// Open and validate a `.keras` file.
+    /// Open and validate a model file: a `.keras` archive, an unzipped
+    /// archive directory, a legacy HDF5 model, or weights only with the
+    /// architecture beside them (see [`Model::open_with`]).
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let file = KerasFile::open(path)?;
-        Model::try_from(file).map_err(|e| e.in_file(path))
+        Self::open_with(path, None)
     }
 
     /// The archive this model was read from (weights as read, not as trained).

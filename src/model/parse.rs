@@ -97,6 +97,7 @@ pub(super) fn parse_model(file: KerasFile) -> Result<Model> {
         input_shape,
         layers,
         graph,
+        notes: Vec::new(),
         source: file,
     })
 }
