@@ -164,8 +164,8 @@ fn outputs_are_compared_by_file_not_by_name() {
             "{err}"
         );
         // Two outputs under two names of one new file.
-        let h = dir.path().join("h.csv");
-        let h2 = sub.join("../h.csv");
+        let h = dir.path().join("h.keras");
+        let h2 = sub.join("../h.keras");
         let err = refused(&[
             "finetune",
             s(&model),
@@ -462,4 +462,134 @@ fn corrupt_optimizer_state_is_refused_on_load() {
         }
     }
     assert!(!dir.path().join("out.keras").exists());
+}
+
+/// The digits model with its weights member replaced by `weights` (raw
+/// bytes, as a hostile writer would put them).
+fn with_weights_member(dir: &Path, name: &str, weights: &[u8]) -> PathBuf {
+    use std::io::Write;
+    let src = KerasFile::open(digits()).unwrap();
+    let path = dir.join(name);
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (member, bytes) in [
+        ("metadata.json", src.metadata.to_string().into_bytes()),
+        ("config.json", src.config.to_string().into_bytes()),
+        ("model.weights.h5", weights.to_vec()),
+    ] {
+        zip.start_file(member, opts).unwrap();
+        zip.write_all(&bytes).unwrap();
+    }
+    zip.finish().unwrap();
+    path
+}
+
+/// HDF5 files that make a small file cost far more memory than it holds
+/// (made by h5py: `fixtures/generate_hostile.py`) are refused before their
+/// data is read: one dataset under several names (hard links; at scale an
+/// 8 MB file declaring 1.25 GiB), and many datasets that store nothing but
+/// together declare megabytes.
+#[test]
+fn hdf5_memory_bombs_are_refused() {
+    let hostile = fixtures_dir().join("hostile");
+    let dir = tempfile::tempdir().unwrap();
+    for (file, expected) in [
+        ("hardlinks.h5", "hard link"),
+        ("unwritten.h5", "store only 0"),
+    ] {
+        let bytes = std::fs::read(hostile.join(file)).unwrap();
+        let err =
+            kerasrs::archive::h5::read_tree(bytes.clone(), &kerasrs::archive::Limits::default())
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains(expected), "{file}: {err}");
+        let model = with_weights_member(dir.path(), &format!("{file}.keras"), &bytes);
+        let err = refused(&["load", s(&model)]);
+        assert!(
+            err.contains(expected) && err.contains("model.weights.h5"),
+            "{err}"
+        );
+    }
+    // A real weights file, with every dataset stored once, still reads.
+    let real = KerasFile::open(digits()).unwrap();
+    let bytes = kerasrs::archive::h5::write_tree(&real.weights).unwrap();
+    kerasrs::archive::h5::read_tree(bytes, &kerasrs::archive::Limits::default()).unwrap();
+}
+
+/// A zip member whose header declares 1000 bytes over data that inflates
+/// to 64 MiB (DEFLATE's ~1030:1 stays under any expansion limit) is read
+/// only to its declared size plus one byte, and refused.
+#[test]
+fn zip_members_are_read_only_to_their_declared_size() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lying.keras");
+    let src = KerasFile::open(digits()).unwrap();
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let deflate = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("metadata.json", deflate).unwrap();
+    zip.write_all(src.metadata.to_string().as_bytes()).unwrap();
+    zip.start_file("config.json", deflate).unwrap();
+    zip.write_all(src.config.to_string().as_bytes()).unwrap();
+    zip.start_file("assets/blob.bin", deflate).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        zip.write_all(&zeros).unwrap();
+    }
+    zip.finish().unwrap();
+    // Patch the member's declared size (local header and central directory)
+    // to 1000 bytes.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let name = b"assets/blob.bin";
+    let size = (64u32 << 20).to_le_bytes();
+    let mut patched = 0;
+    for i in 0..bytes.len() - 4 {
+        let local = bytes[i..].starts_with(b"PK\x03\x04") && bytes[i + 30..].starts_with(name);
+        let central = bytes[i..].starts_with(b"PK\x01\x02") && bytes[i + 46..].starts_with(name);
+        let at = if local {
+            i + 22
+        } else if central {
+            i + 24
+        } else {
+            continue;
+        };
+        assert_eq!(bytes[at..at + 4], size, "declared size where expected");
+        bytes[at..at + 4].copy_from_slice(&1000u32.to_le_bytes());
+        patched += 1;
+    }
+    assert_eq!(patched, 2);
+    std::fs::write(&path, &bytes).unwrap();
+    let err = refused(&["load", s(&path)]);
+    assert!(
+        err.contains("assets/blob.bin") && err.contains("inflates past 1000 bytes"),
+        "{err}"
+    );
+}
+
+/// A `config.json` of millions of empty objects (9 MB of text, a few KB
+/// compressed; parsed, about 25 times its text) is refused before parsing.
+#[test]
+fn json_bombs_are_refused_before_parsing() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("json.keras");
+    let src = KerasFile::open(digits()).unwrap();
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let deflate = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("metadata.json", deflate).unwrap();
+    zip.write_all(src.metadata.to_string().as_bytes()).unwrap();
+    zip.start_file("config.json", deflate).unwrap();
+    zip.write_all(b"[").unwrap();
+    zip.write_all("{},".repeat(3_000_000).as_bytes()).unwrap();
+    zip.write_all(b"{}]").unwrap();
+    zip.finish().unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() < 100_000);
+    let err = refused(&["load", s(&path)]);
+    assert!(
+        err.contains("config.json") && err.contains("max_json_values"),
+        "{err}"
+    );
 }

@@ -318,6 +318,9 @@ pub fn read_tree(bytes: Vec<u8>, limits: &Limits) -> Result<H5Group> {
     let mut budget = Budget {
         bytes_left: limits.max_weights_bytes,
         nodes_left: limits.max_h5_objects,
+        storage: std::collections::HashMap::new(),
+        declared: 0,
+        stored: 0,
     };
     read_group(&file.root(), "", 0, limits, &mut budget)
 }
@@ -325,6 +328,15 @@ pub fn read_tree(bytes: Vec<u8>, limits: &Limits) -> Result<H5Group> {
 struct Budget {
     bytes_left: u64,
     nodes_left: u64,
+    /// Where each stored extent (contiguous data, chunk) was first seen:
+    /// two datasets on one extent are one object under two names (a hard
+    /// link), which Keras never writes and which would make a small file
+    /// cost its size once per link.
+    storage: std::collections::HashMap<u64, String>,
+    /// Bytes declared by the datasets read so far.
+    declared: u64,
+    /// Bytes those datasets store (each extent once).
+    stored: u64,
 }
 
 fn child_path(parent: &str, name: &str) -> String {
@@ -450,7 +462,7 @@ fn read_dataset(
         )
         .at(path.to_string()));
     }
-    check_stored_bytes(ds, bytes, limits).map_err(|e| e.at(path.to_string()))?;
+    check_stored_bytes(ds, bytes, limits, budget, path).map_err(|e| e.at(path.to_string()))?;
     let raw = ds.read_raw().map_err(hdf)?;
     if raw.len() as u64 != bytes {
         return Err(Error::mismatch(
@@ -468,24 +480,38 @@ fn read_dataset(
     })
 }
 
-/// Refuse virtual datasets and "shape bombs": a dataset declaring far more
-/// bytes than it stores (a huge shape backed by a fill value or a tiny
-/// compressed chunk) would otherwise force a huge allocation. External
-/// storage is refused by `hdf5-pure` itself when read.
-fn check_stored_bytes(ds: &hdf5_pure::Dataset, declared: u64, limits: &Limits) -> Result<()> {
+/// Refuse virtual datasets, datasets sharing their storage with another
+/// (hard links) and "shape bombs": a dataset declaring far more bytes than
+/// it stores (a huge shape backed by a fill value or a tiny compressed
+/// chunk), or many small ones that do so together, would otherwise force a
+/// huge allocation. External storage is refused by `hdf5-pure` itself when
+/// read.
+fn check_stored_bytes(
+    ds: &hdf5_pure::Dataset,
+    declared: u64,
+    limits: &Limits,
+    budget: &mut Budget,
+    path: &str,
+) -> Result<()> {
+    let mut extents: Vec<(u64, u64)> = Vec::new();
     let stored = match ds.layout().map_err(Error::hdf5)? {
         Layout::Compact { size } => size,
         Layout::Contiguous {
-            address: Some(_),
+            address: Some(address),
             size,
-        } => size,
+        } => {
+            extents.push((address, size));
+            size
+        }
         Layout::Contiguous { address: None, .. } => 0,
-        Layout::Chunked { .. } => ds
-            .chunks()
-            .map_err(Error::hdf5)?
-            .iter()
-            .map(|c| c.storage_size)
-            .fold(0u64, u64::saturating_add),
+        Layout::Chunked { .. } => {
+            let chunks = ds.chunks().map_err(Error::hdf5)?;
+            extents.extend(chunks.iter().map(|c| (c.address, c.storage_size)));
+            chunks
+                .iter()
+                .map(|c| c.storage_size)
+                .fold(0u64, u64::saturating_add)
+        }
         Layout::Virtual => {
             return Err(Error::unsupported(
                 "dataset layout",
@@ -508,6 +534,35 @@ fn check_stored_bytes(ds: &hdf5_pure::Dataset, declared: u64, limits: &Limits) -
             format!(
                 "dataset declares {declared} bytes but stores only {stored}: \
                  refusing a potential shape bomb"
+            ),
+        ));
+    }
+    for (address, size) in extents {
+        if size == 0 {
+            continue;
+        }
+        if let Some(first) = budget.storage.get(&address) {
+            return Err(Error::invalid(format!(
+                "its data is the data of `{first}` (the same object under two names, a \
+                 hard link, which Keras never writes): refusing a file whose size would \
+                 count once per name"
+            )));
+        }
+        budget.storage.insert(address, path.to_string());
+    }
+    // The whole file, as each dataset: what it declares stays within the
+    // expansion limit of what it stores.
+    budget.declared = budget.declared.saturating_add(declared);
+    budget.stored = budget.stored.saturating_add(stored);
+    if budget.declared > limits.bomb_floor_bytes
+        && budget.declared > limits.max_expansion.saturating_mul(budget.stored)
+    {
+        return Err(Error::limit(
+            "max_expansion",
+            format!(
+                "the datasets declare {} bytes together but store only {}: refusing a \
+                 potential shape bomb",
+                budget.declared, budget.stored
             ),
         ));
     }

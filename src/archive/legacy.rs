@@ -112,9 +112,9 @@ fn json_attr(root: &H5Group, name: &str) -> Result<Option<Value>> {
     let Some(text) = string_attr(root, name, "/")? else {
         return Ok(None);
     };
-    serde_json::from_str(&text)
+    super::json::parse(text.as_bytes(), &super::Limits::default())
         .map(Some)
-        .map_err(|e| Error::json(e).at(format!("root attribute `{name}`")))
+        .map_err(|e| e.at(format!("root attribute `{name}`")))
 }
 
 /// The dataset at a `/`-separated path below `group`.

@@ -14,6 +14,9 @@ pub struct Limits {
     pub max_total_bytes: u64,
     /// Most bytes of a JSON member (`config.json`, `metadata.json`).
     pub max_json_bytes: u64,
+    /// Most values in one JSON document (parsed, a value costs about 25
+    /// times its text: see `archive::json`).
+    pub max_json_values: u64,
     /// Deepest nesting of HDF5 groups.
     pub max_h5_depth: usize,
     /// Most groups and datasets in the weights file.
@@ -40,6 +43,7 @@ impl Default for Limits {
             max_member_bytes: 16 * GIB,
             max_total_bytes: 32 * GIB,
             max_json_bytes: GIB / 4,
+            max_json_values: 2_000_000,
             max_h5_depth: 64,
             max_h5_objects: 1_000_000,
             max_dataset_elements: 4 * GIB,

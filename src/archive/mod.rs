@@ -11,6 +11,7 @@
 
 pub mod atomic;
 pub mod h5;
+pub mod json;
 pub mod legacy;
 pub mod limits;
 pub mod sources;
@@ -135,16 +136,25 @@ impl KerasFile {
                 )
                 .in_member(name));
             }
+            // Read at most what the member's header declares (one byte
+            // more tells a lie): a header declaring 1000 bytes over data
+            // that inflates to gigabytes costs 1001 bytes, not the cap.
             let mut data = Vec::with_capacity(declared.min(64 << 20) as usize);
             (&mut entry)
-                .take(cap.saturating_add(1))
+                .take(declared.saturating_add(1))
                 .read_to_end(&mut data)
                 .map_err(|e| Error::zip(e).in_member(name.clone()))?;
-            if data.len() as u64 > cap {
-                return Err(
-                    Error::limit("max_member_bytes", format!("inflates past {cap} bytes"))
-                        .in_member(name),
-                );
+            if data.len() as u64 != declared {
+                let found = if data.len() as u64 > declared {
+                    format!("data that inflates past {declared} bytes")
+                } else {
+                    format!("{} bytes of data", data.len())
+                };
+                return Err(Error::mismatch(
+                    format!("the {declared} bytes its header declares"),
+                    found,
+                )
+                .in_member(name));
             }
             total = total.saturating_add(data.len() as u64);
             if total > limits.max_total_bytes {
@@ -159,9 +169,11 @@ impl KerasFile {
             let is_dir = entry.is_dir();
             drop(entry);
             match name.as_str() {
-                CONFIG_MEMBER => config = Some(parse_json(&data).map_err(|e| e.in_member(&name))?),
+                CONFIG_MEMBER => {
+                    config = Some(json::parse(&data, limits).map_err(|e| e.in_member(&name))?)
+                }
                 METADATA_MEMBER => {
-                    metadata = Some(parse_json(&data).map_err(|e| e.in_member(&name))?)
+                    metadata = Some(json::parse(&data, limits).map_err(|e| e.in_member(&name))?)
                 }
                 WEIGHTS_MEMBER => {
                     weights = Some(
@@ -264,10 +276,6 @@ impl KerasFile {
     pub fn extra_members(&self) -> impl Iterator<Item = &Member> {
         self.members.iter().filter(|m| !is_known(&m.name))
     }
-}
-
-fn parse_json(data: &[u8]) -> Result<Value> {
-    serde_json::from_slice(data).map_err(Error::json)
 }
 
 /// The bytes to store for a JSON member: the original bytes when they still

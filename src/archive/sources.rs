@@ -54,7 +54,7 @@ pub fn read_capped(path: &Path, cap: u64, limit: &'static str) -> Result<Vec<u8>
 
 fn read_json(path: &Path, limits: &Limits) -> Result<Value> {
     let bytes = read_capped(path, limits.max_json_bytes, "max_json_bytes")?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::json(e).in_file(path))
+    super::json::parse(&bytes, limits).map_err(|e| e.in_file(path))
 }
 
 /// Read an HDF5 weights file into a tree.
@@ -105,8 +105,7 @@ pub fn read_config_file(path: &Path, limits: &Limits) -> Result<Value> {
             if bytes.len() as u64 > limits.max_json_bytes {
                 return Err(Error::limit("max_json_bytes", "architecture file").in_file(path));
             }
-            let v: Value =
-                serde_json::from_slice(&bytes).map_err(|e| Error::json(e).in_file(path))?;
+            let v: Value = super::json::parse(&bytes, limits).map_err(|e| e.in_file(path))?;
             // `model.to_json()` of Keras 2 wraps the same object; a legacy
             // `model_config` is the same too.
             if v.get("class_name").is_none() {

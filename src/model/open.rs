@@ -166,7 +166,7 @@ pub fn import(path: &Path, config: Option<&Path>, limits: &Limits) -> Result<Imp
 
 fn sharded(index: &Path, config: Option<&Path>, limits: &Limits) -> Result<Imported> {
     let bytes = sources::read_capped(index, limits.max_json_bytes, "max_json_bytes")?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::json(e).in_file(index))?;
+    let value: Value = crate::archive::json::parse(&bytes, limits).map_err(|e| e.in_file(index))?;
     if !sources::is_shard_index(&value) {
         return Err(Error::mismatch(
             "a sharded-weights index (`weight_map`)",
