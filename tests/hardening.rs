@@ -593,3 +593,17 @@ fn json_bombs_are_refused_before_parsing() {
         "{err}"
     );
 }
+
+/// A soft link in the weights file (which Keras's loader refuses too) is
+/// named as such, not reported as a read past the end of the file.
+#[test]
+fn hdf5_soft_links_are_named() {
+    let bytes = std::fs::read(fixtures_dir().join("hostile/softlink.h5")).unwrap();
+    let err = kerasrs::archive::h5::read_tree(bytes, &kerasrs::archive::Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("soft or external link") && err.contains("layers/dense/vars"),
+        "{err}"
+    );
+}

@@ -374,7 +374,7 @@ fn read_group(
         )
         .at(path.to_string()));
     }
-    let hdf = |e: hdf5_pure::Error| Error::hdf5(e).at(path.to_string());
+    let hdf = |e: hdf5_pure::Error| hdf5_error(e).at(path.to_string());
     let attrs = sorted_attrs(group.attrs().map_err(hdf)?);
     let mut children = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -403,6 +403,24 @@ fn read_group(
     Ok(H5Group { attrs, children })
 }
 
+/// An `hdf5-pure` error in words a user can act on: a link whose object
+/// address is undefined (all ones) is a soft or external link, which Keras's
+/// loader refuses too, or a damaged group, not a read past the end.
+fn hdf5_error(e: hdf5_pure::Error) -> Error {
+    match e {
+        hdf5_pure::Error::Format(hdf5_pure::FormatError::UnexpectedEof { expected, .. })
+            if expected == usize::MAX =>
+        {
+            Error::unsupported(
+                "HDF5 link",
+                "a link to no object in this file (a soft or external link, or a damaged group)",
+                &["hard links to groups and datasets, as Keras writes"],
+            )
+        }
+        e => Error::hdf5(e),
+    }
+}
+
 fn take_node(budget: &mut Budget, limits: &Limits, path: &str) -> Result<()> {
     budget.nodes_left = budget.nodes_left.checked_sub(1).ok_or_else(|| {
         Error::limit(
@@ -420,7 +438,7 @@ fn read_dataset(
     limits: &Limits,
     budget: &mut Budget,
 ) -> Result<H5Dataset> {
-    let hdf = |e: hdf5_pure::Error| Error::hdf5(e).at(path.to_string());
+    let hdf = |e: hdf5_pure::Error| hdf5_error(e).at(path.to_string());
     let datatype = ds.datatype().map_err(hdf)?;
     let shape = ds.shape().map_err(hdf)?;
     let elements = shape
