@@ -1220,6 +1220,80 @@ def load_strict(path):
     return model
 
 
+# section 7: dtype policies (fixtures/dtypes, made by generate_dtypes.py)
+
+
+def load_dtype_model(path):
+    """Keras loads `path`; the only warnings allowed are JAX's about float64
+    without x64 (the float64 policy then keeps float32)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = keras.saving.load_model(path)
+    noisy = [str(w.message).splitlines()[0] for w in caught
+             if "jax_enable_x64" not in str(w.message)]
+    if noisy:
+        raise CheckFailure(f"Keras warned while loading: {noisy[:2]}")
+    return model
+
+
+def stored_weight_dtypes(model):
+    return [str(w.dtype) for w in model.weights]
+
+
+def check_dtype_case(case, manifest, args, out_dir):
+    """Keras loads kerasrs's convert (identical weights, dtypes and
+    predictions) and finetune (same variable dtypes, optimizer state
+    resumed, one more Keras epoch runs) of a dtype-policy model."""
+    d = args.fixtures
+    src = os.path.join(d, case["file"])
+    x = np.load(os.path.join(d, manifest["x"]))
+    original = load_dtype_model(src)
+    conv = os.path.join(out_dir, f"{case['policy']}.keras")
+    run_checked([args.kerasrs, "convert", src, "--output", conv], args.timeout, "convert")
+    model = load_dtype_model(conv)
+    for a, b in zip(original.weights, model.weights):
+        if str(a.dtype) != str(b.dtype) or not np.array_equal(np.asarray(a), np.asarray(b)):
+            raise CheckFailure(f"convert changed `{a.path}`")
+    want = np.asarray(original.predict(x, verbose=0), "float32")
+    got = np.asarray(model.predict(x, verbose=0), "float32")
+    if not np.array_equal(want, got):
+        raise CheckFailure("predictions of the converted file differ")
+    tuned = os.path.join(out_dir, f"{case['policy']}.tuned.keras")
+    data = os.path.join(d, manifest["data"])
+    run_checked([args.kerasrs, "finetune", src, "--data", data, "--epochs", "1",
+                 "--batch-size", "16", "--no-shuffle", "--quiet", "--output", tuned],
+                args.timeout, "finetune")
+    model = load_dtype_model(tuned)
+    if stored_weight_dtypes(model) != stored_weight_dtypes(original):
+        raise CheckFailure("finetune changed variable dtypes")
+    start = int(model.optimizer.iterations)
+    if start != int(original.optimizer.iterations) + 2:
+        raise CheckFailure(f"optimizer iterations {start} after one epoch of 2 batches")
+    z = np.load(data)
+    model.fit(z["x"], z["y"], epochs=1, batch_size=16, shuffle=False, verbose=0)
+    if not np.all(np.isfinite(np.asarray(model.predict(x, verbose=0), "float32"))):
+        raise CheckFailure("Keras's further epoch gave non-finite predictions")
+
+
+def run_dtypes_section(args, out_dir, report):
+    path = os.path.join(args.fixtures, "dtypes", "manifest.json")
+    with open(path) as f:
+        manifest = json.load(f)
+    dtype_dir = os.path.join(out_dir, "dtypes")
+    os.makedirs(dtype_dir, exist_ok=True)
+    for case in manifest["cases"]:
+        try:
+            check_dtype_case(case, manifest, args, dtype_dir)
+            failures = []
+        except CheckFailure as e:
+            failures = [str(e)]
+        except Exception as e:  # a crash in Keras counts as a failure
+            msg = str(e).strip().splitlines()
+            failures = [f"{type(e).__name__}: " + (msg[0] if msg else "")]
+        keras.backend.clear_session()
+        report(f"dtypes {case['policy']}", failures)
+
+
 def legacy_weights_check(model, expected, skip=()):
     for layer in model.layers:
         for i, w in enumerate(layer.weights):
@@ -1373,8 +1447,8 @@ def main(argv=None):
     parser.add_argument(
         "--sections",
         nargs="+",
-        choices=["convert", "finetune", "prune", "graph", "applications", "legacy"],
-        default=["convert", "finetune", "prune", "graph", "applications", "legacy"],
+        choices=["convert", "finetune", "prune", "graph", "applications", "legacy", "dtypes"],
+        default=["convert", "finetune", "prune", "graph", "applications", "legacy", "dtypes"],
         help="which sections to run (default: all)",
     )
     parser.add_argument(
@@ -1549,6 +1623,8 @@ def main(argv=None):
             report(f"applications {app[0]}", failures)
         if "legacy" in args.sections:
             run_legacy_section(args, out_dir, report)
+        if "dtypes" in args.sections:
+            run_dtypes_section(args, out_dir, report)
     summary = f"{passed} passed, {failed} failed"
     if skipped:
         summary += f", {skipped} skipped"

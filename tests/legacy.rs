@@ -453,3 +453,118 @@ fn hostile_shard_indexes_are_refused() {
         assert!(err.contains(needle), "{index}: {err}");
     }
 }
+
+// Dtype policies: `fixtures/dtypes/` (made by `fixtures/generate_dtypes.py`,
+// Keras 3.15.1 on JAX after one `fit`).
+
+#[derive(Debug, Deserialize)]
+struct DtypeManifest {
+    x: String,
+    data: String,
+    cases: Vec<DtypeCase>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DtypeCase {
+    policy: String,
+    file: String,
+    y: String,
+    count_params: usize,
+    stored_dtypes: BTreeMap<String, String>,
+}
+
+/// How close kerasrs's float32 computation comes to Keras computing in
+/// the policy's type (relative to max(1, |y|)): a few units of the compute
+/// type's rounding (float16: 2^-11 ≈ 4.9e-4, bfloat16: 2^-8 ≈ 3.9e-3) over
+/// three layers, float32 rounding for float32 compute.
+fn policy_tolerance(policy: &str) -> f32 {
+    match policy {
+        "float16" | "mixed_float16" => 4e-3,
+        "bfloat16" | "mixed_bfloat16" => 3e-2,
+        _ => PREDICT_TOL,
+    }
+}
+
+fn stored_dtypes(file: &KerasFile) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    common::datasets(&file.weights, "", &mut all);
+    all.into_iter().map(|(p, d)| (p, d.dtype_name())).collect()
+}
+
+/// Every policy loads with Keras's parameter count and predicts Keras's
+/// `predict` within the policy's precision; `convert` keeps every stored
+/// byte and dtype; `finetune` trains in float32 and stores the result in
+/// each variable's own dtype (float16 stays float16, bfloat16 stays
+/// bfloat16 opaque data), which reads back.
+#[test]
+fn dtype_policies_load_predict_and_keep_their_stored_types() {
+    let root = fixtures_dir();
+    let text = std::fs::read_to_string(root.join("dtypes/manifest.json")).unwrap();
+    let manifest: DtypeManifest = serde_json::from_str(&text).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let x = root.join(&manifest.x);
+    for case in &manifest.cases {
+        let path = root.join(&case.file);
+        let model = Model::open(&path).unwrap();
+        assert_eq!(model.param_count(), case.count_params, "{}", case.policy);
+        let file = KerasFile::open(&path).unwrap();
+        assert_eq!(stored_dtypes(&file), case.stored_dtypes, "{}", case.policy);
+        let out = tmp.path().join(format!("{}.npy", case.policy));
+        let (ok, _, err) = kerasrs(&[
+            "predict",
+            &s(&path),
+            "--input",
+            &s(&x),
+            "--output",
+            &s(&out),
+        ]);
+        assert!(ok, "{}: {err}", case.policy);
+        let ours = kerasrs::data::read_npy_f32(&out).unwrap();
+        let keras = kerasrs::data::read_npy_f32(&root.join(&case.y)).unwrap();
+        let d = max_scaled_diff(ours.as_slice().unwrap(), keras.as_slice().unwrap());
+        assert!(d <= policy_tolerance(&case.policy), "{}: {d}", case.policy);
+        // Convert: byte for byte the same weights and dtypes.
+        let conv = tmp.path().join(format!("{}.keras", case.policy));
+        let (ok, _, err) = kerasrs(&["convert", &s(&path), "--output", &s(&conv)]);
+        assert!(ok, "{err}");
+        let back = KerasFile::open(&conv).unwrap();
+        let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+        common::datasets(&file.weights, "", &mut a);
+        common::datasets(&back.weights, "", &mut b);
+        assert_eq!(a, b, "{}: convert changed the weights", case.policy);
+        // Finetune: new values, same stored dtypes.
+        let tuned = tmp.path().join(format!("{}.tuned.keras", case.policy));
+        let (ok, _, err) = kerasrs(&[
+            "finetune",
+            &s(&path),
+            "--data",
+            &s(&root.join(&manifest.data)),
+            "--epochs",
+            "2",
+            "--no-shuffle",
+            "--batch-size",
+            "16",
+            "--output",
+            &s(&tuned),
+        ]);
+        assert!(ok, "{}: {err}", case.policy);
+        let after = KerasFile::open(&tuned).unwrap();
+        assert_eq!(stored_dtypes(&after), case.stored_dtypes, "{}", case.policy);
+        let kernel = |f: &KerasFile| {
+            f.weights
+                .group("layers/dense/vars")
+                .unwrap()
+                .dataset("0")
+                .unwrap()
+                .raw
+                .clone()
+        };
+        assert_ne!(
+            kernel(&after),
+            kernel(&file),
+            "{}: nothing trained",
+            case.policy
+        );
+        Model::open(&tuned).unwrap();
+    }
+}

@@ -55,6 +55,9 @@ pub enum NumericType {
     Int(u32),
     /// Unsigned integer of the given byte width, little-endian.
     UInt(u32),
+    /// bfloat16: Keras stores it as 2-byte opaque data with the attribute
+    /// `dtype = "bfloat16"` (`keras/src/saving/saving_lib.py`, `H5IOStore`).
+    BF16,
 }
 
 impl H5Dataset {
@@ -100,8 +103,28 @@ impl H5Dataset {
             } else {
                 NumericType::UInt(*size)
             }),
+            Datatype::Opaque { size: 2, .. } if self.attr_is("dtype", "bfloat16") => {
+                Some(NumericType::BF16)
+            }
             _ => None,
         }
+    }
+
+    /// Whether the string attribute `name` is `value`.
+    fn attr_is(&self, name: &str, value: &str) -> bool {
+        self.attrs.iter().any(|(n, v)| {
+            n == name
+                && matches!(v, AttrValue::String(s) | AttrValue::AsciiString(s) | AttrValue::VarLenString(s) if s == value)
+        })
+    }
+
+    /// Whether this is a floating-point dataset kerasrs computes with (read
+    /// as float32, written back in its own type).
+    pub fn is_float(&self) -> bool {
+        matches!(
+            self.numeric_type(),
+            Some(NumericType::F16 | NumericType::BF16 | NumericType::F32 | NumericType::F64)
+        )
     }
 
     /// A short name of the datatype for messages (`float32`, `int64`, ...).
@@ -110,37 +133,83 @@ impl H5Dataset {
             Some(NumericType::F32) => "float32".into(),
             Some(NumericType::F64) => "float64".into(),
             Some(NumericType::F16) => "float16".into(),
+            Some(NumericType::BF16) => "bfloat16".into(),
             Some(NumericType::Int(n)) => format!("int{}", n * 8),
             Some(NumericType::UInt(n)) => format!("uint{}", n * 8),
             None => format!("{:?}", self.datatype),
         }
     }
 
-    /// The elements as f32. Only float32 datasets convert: anything else is an
-    /// error naming the dtype (kerasrs computes in float32 like Keras).
+    /// The elements as f32 (kerasrs computes in float32): float16 and
+    /// bfloat16 exactly, float64 rounded to nearest; anything else is an
+    /// error naming the dtype.
     pub fn to_f32(&self) -> Result<Vec<f32>> {
+        let raw = &self.raw;
         match self.numeric_type() {
-            Some(NumericType::F32) => Ok(self
-                .raw
+            Some(NumericType::F32) => Ok(raw
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect()),
-            _ => Err(Error::mismatch("dtype float32", self.dtype_name())),
+            Some(NumericType::F16) => Ok(raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect()),
+            Some(NumericType::BF16) => Ok(raw
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect()),
+            Some(NumericType::F64) => Ok(raw
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                .collect()),
+            _ => Err(Error::mismatch(
+                "dtype float32 (or float16, bfloat16, float64)",
+                self.dtype_name(),
+            )),
         }
     }
 
-    /// Replace the elements of a float32 dataset, keeping datatype and shape.
+    /// Replace the elements of a floating-point dataset, keeping datatype
+    /// and shape: values are stored in the dataset's own type (rounded to
+    /// nearest even for float16 and bfloat16), and an element whose value
+    /// did not change keeps its stored bits (a float64 weight is not cut to
+    /// float32 by a round trip).
     pub fn set_f32(&mut self, values: &[f32]) -> Result<()> {
-        if self.numeric_type() != Some(NumericType::F32) {
-            return Err(Error::mismatch("dtype float32", self.dtype_name()));
-        }
+        let Some(kind) = self.numeric_type().filter(|_| self.is_float()) else {
+            return Err(Error::mismatch(
+                "dtype float32 (or float16, bfloat16, float64)",
+                self.dtype_name(),
+            ));
+        };
         if values.len() as u64 != self.len() {
             return Err(Error::mismatch(
                 format!("{} values", self.len()),
                 format!("{} values", values.len()),
             ));
         }
-        self.raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        match kind {
+            NumericType::F16 => {
+                self.raw = values
+                    .iter()
+                    .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                    .collect();
+            }
+            NumericType::BF16 => {
+                self.raw = values
+                    .iter()
+                    .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                    .collect();
+            }
+            NumericType::F64 => {
+                for (c, &v) in self.raw.chunks_exact_mut(8).zip(values) {
+                    let old = f64::from_le_bytes((&*c).try_into().expect("8 bytes"));
+                    if old as f32 != v {
+                        c.copy_from_slice(&f64::from(v).to_le_bytes());
+                    }
+                }
+            }
+            _ => self.raw = values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
         Ok(())
     }
 
@@ -159,7 +228,11 @@ impl H5Dataset {
             NumericType::UInt(2) => Some(i64::from(u16::from_le_bytes([b[0], b[1]]))),
             NumericType::UInt(4) => Some(i64::from(u32::from_le_bytes(b[..4].try_into().ok()?))),
             NumericType::UInt(8) => i64::try_from(u64::from_le_bytes(b[..8].try_into().ok()?)).ok(),
-            NumericType::F32 | NumericType::F64 | NumericType::F16 | NumericType::Int(_) => None,
+            NumericType::F32
+            | NumericType::F64
+            | NumericType::F16
+            | NumericType::BF16
+            | NumericType::Int(_) => None,
             NumericType::UInt(_) => None,
         }
     }

@@ -551,6 +551,15 @@ impl Optimizer {
     /// under JAX; int64 if the loaded state had int64), the learning rate as
     /// a float32 scalar unless it is a schedule, then the float32 slots.
     pub fn state(&self) -> Vec<H5Dataset> {
+        self.state_like(&[])
+    }
+
+    /// [`Optimizer::state`] with each slot stored in the type of its
+    /// variable as the archive stores it (`templates[v]`, in
+    /// trainable-variable order): Keras creates slots with their variable's
+    /// dtype, so a float16 model's Adam moments are float16 (bfloat16:
+    /// opaque data tagged `bfloat16`).
+    pub fn state_like(&self, templates: &[Option<&H5Dataset>]) -> Vec<H5Dataset> {
         let mut out = Vec::with_capacity(self.leading_vars() + self.slot_order().len() + 1);
         out.push(if self.iterations_int64 {
             H5Dataset {
@@ -573,7 +582,15 @@ impl Optimizer {
         }
         for (var, k) in self.slot_order() {
             let shape: Vec<u64> = self.shapes[var].iter().map(|&d| d as u64).collect();
-            out.push(H5Dataset::from_f32(&shape, &self.slots[var][k]));
+            let low = templates.get(var).copied().flatten().filter(|t| {
+                matches!(t.numeric_type(), Some(NumericType::F16 | NumericType::BF16))
+                    && t.shape == shape
+            });
+            let stored = low.and_then(|t| {
+                let mut d = t.clone();
+                d.set_f32(&self.slots[var][k]).ok().map(|()| d)
+            });
+            out.push(stored.unwrap_or_else(|| H5Dataset::from_f32(&shape, &self.slots[var][k])));
         }
         if self.trailing_vars() == 1 {
             out.push(H5Dataset::from_f32(&[], &[self.u_product]));

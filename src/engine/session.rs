@@ -200,7 +200,24 @@ pub fn store(model: &mut Model, trainer: &Trainer, o: &CompileOverrides) -> Resu
         .and_then(Value::as_str)
         .unwrap_or(trainer.optimizer.name())
         .to_string();
-    model.set_optimizer_state(&name, trainer.optimizer.state())?;
+    use crate::engine::backward::{VarKind, trainable_variables};
+    // Slots are stored in their variable's stored type (float16 stays
+    // float16).
+    let state = {
+        let templates: Vec<Option<&crate::archive::H5Dataset>> = trainable_variables(model)
+            .iter()
+            .map(|r| {
+                let index = match r.kind {
+                    VarKind::Kernel => 0,
+                    VarKind::Bias => 1,
+                    VarKind::Op(i) => i,
+                };
+                model.stored_variable(r.layer, index)
+            })
+            .collect();
+        trainer.optimizer.state_like(&templates)
+    };
+    model.set_optimizer_state(&name, state)?;
     let existing = compile_config(model).cloned();
     let changed = existing.is_none()
         || o.optimizer.is_some()

@@ -197,6 +197,20 @@ impl Model {
         Ok(())
     }
 
+    /// Variable `index` (`vars/index`) of layer `layer` as the archive
+    /// stores it, if it does.
+    pub fn stored_variable(
+        &self,
+        layer: usize,
+        index: usize,
+    ) -> Option<&crate::archive::H5Dataset> {
+        let path = self.layers.get(layer)?.weight_path.as_ref()?;
+        self.source
+            .weights
+            .group(&format!("{path}/vars"))?
+            .dataset(&index.to_string())
+    }
+
     /// Replace the stored optimizer state (`optimizer/vars/0..n`), keeping
     /// the group's `name` attribute Keras writes.
     pub fn set_optimizer_state(
@@ -236,8 +250,7 @@ impl Model {
                         .group_mut(&format!("{path}/vars"))
                         .and_then(|g| g.dataset_mut(&i.to_string()))
                         .ok_or_else(|| Error::missing("weight").at(at.clone()))?;
-                    if !var.trainable && ds.numeric_type() != Some(crate::archive::NumericType::F32)
-                    {
+                    if !var.trainable && !ds.is_float() {
                         // Integer state (a counter) kerasrs never changes.
                         continue;
                     }

@@ -113,8 +113,22 @@ fn obj_field<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String, Value>> {
         .ok_or_else(|| Error::missing(format!("object `{key}`")))
 }
 
-/// Accept only float32 dtype policies: a string (Keras ≤ 3.3) or a
-/// `DTypePolicy` object (Keras ≥ 3.4).
+/// The dtype policies kerasrs runs: a string (Keras ≤ 3.3) or a
+/// `DTypePolicy` object (Keras ≥ 3.4). kerasrs computes in float32
+/// whatever the policy; variables stored as float16, bfloat16 or float64 are
+/// read into float32 and written back in their own type, so predictions of
+/// a low-precision model agree with Keras's to that precision, not to
+/// float32 rounding (see the README's support table).
+pub const DTYPE_POLICIES: &[&str] = &[
+    "float32",
+    "float16",
+    "bfloat16",
+    "float64",
+    "mixed_float16",
+    "mixed_bfloat16",
+];
+
+/// Check a layer's dtype policy against [`DTYPE_POLICIES`].
 fn check_dtype(dtype: Option<&Value>) -> Result<()> {
     let name = match dtype {
         None | Some(Value::Null) => return Ok(()),
@@ -125,10 +139,10 @@ fn check_dtype(dtype: Option<&Value>) -> Result<()> {
             .and_then(Value::as_str)
             .ok_or_else(|| Error::mismatch("a dtype policy with a `name`", v))?,
     };
-    if name == "float32" {
+    if DTYPE_POLICIES.contains(&name) {
         Ok(())
     } else {
-        Err(Error::unsupported("dtype policy", name, &["float32"]))
+        Err(Error::unsupported("dtype policy", name, DTYPE_POLICIES))
     }
 }
 

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use super::Model;
 use super::layer::to_snake_case;
 use crate::archive::legacy::LegacyH5;
-use crate::archive::{H5Dataset, H5Group, H5Node, KerasFile, NumericType};
+use crate::archive::{H5Dataset, H5Group, H5Node, KerasFile};
 use crate::error::{Error, Result};
 
 /// The Keras version whose `config.json` form the import pass writes.
@@ -376,7 +376,7 @@ fn optimizer_vars(
     }
     for (i, d) in stored.iter().enumerate() {
         let numeric = d.numeric_type();
-        if numeric.is_none() || (i > 0 && numeric != Some(NumericType::F32)) {
+        if numeric.is_none() || (i > 0 && !d.is_float()) {
             return Err(format!("variable {i} is {}, not a number", d.dtype_name()));
         }
     }
