@@ -224,12 +224,14 @@ impl Model {
         for layer in &self.layers {
             if let (Some(path), Some(op)) = (&layer.weight_path, layer.op()) {
                 for (i, var) in op.vars().iter().enumerate() {
-                    let at = format!("{path}/vars/{i}");
+                    let rel = op.var_path(i);
+                    let at = format!("{path}/{rel}");
                     let values: Vec<f32> = var.value.iter().copied().collect();
+                    let (group, name) = at.rsplit_once('/').unwrap_or(("", &at));
                     let ds = file
                         .weights
-                        .group_mut(&format!("{path}/vars"))
-                        .and_then(|g| g.dataset_mut(&i.to_string()))
+                        .group_mut(group)
+                        .and_then(|g| g.dataset_mut(name))
                         .ok_or_else(|| Error::missing("weight").at(at.clone()))?;
                     if !var.trainable && ds.numeric_type() != Some(crate::archive::NumericType::F32)
                     {
