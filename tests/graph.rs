@@ -228,6 +228,13 @@ fn graph_models_match_keras() {
     suite_matches_keras("graph");
 }
 
+/// Text and sequence models (`fixtures/seq/`, from `generate_seq.py`):
+/// Embedding, Masking, SimpleRNN/LSTM/GRU, Bidirectional, TimeDistributed.
+#[test]
+fn seq_models_match_keras() {
+    suite_matches_keras("seq");
+}
+
 #[test]
 fn conv_models_match_keras() {
     suite_matches_keras("conv");

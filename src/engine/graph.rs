@@ -57,6 +57,26 @@ impl Trace {
     }
 }
 
+impl Trace {
+    /// Losses of outputs that carry a Keras mask are masked in Keras
+    /// (`keras/src/losses/loss.py` `apply_mask`); that is not implemented,
+    /// so such outputs are refused for losses and metrics.
+    pub fn check_unmasked_outputs(&self, model: &Model) -> Result<()> {
+        for (&o, name) in model.graph.outputs.iter().zip(&model.graph.output_names) {
+            if self.masks.get(o).is_some_and(Option::is_some) {
+                return Err(Error::unsupported(
+                    "loss on a masked output",
+                    format!("output `{name}` carries a mask"),
+                    &[
+                        "outputs without a mask (end the mask with a pooling or a layer without return_sequences)",
+                    ],
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A model output as the loss and metrics see it: rows × last axis.
 pub(crate) fn output_rows(o: &ArrayD<f32>) -> Array2<f32> {
     rows(o).to_owned()
@@ -433,6 +453,7 @@ pub fn train_step(
 ) -> Result<GraphStep> {
     use super::backward::{VarKind, var_regularizer};
     let trace = forward(model, inputs, Mode::Training, rng)?;
+    trace.check_unmasked_outputs(model)?;
     let activity = trace.activity;
     let mut output_grads = Vec::with_capacity(losses.len());
     let mut y_pred = Vec::with_capacity(losses.len());

@@ -658,6 +658,7 @@ impl Trainer {
                 let ys = data.batch_targets(chunk);
                 let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
                 let trace = graph::forward(model, &views, Mode::Inference, &mut rng)?;
+                trace.check_unmasked_outputs(model)?;
                 let mut compiled = 0.0f32;
                 let mut losses = Vec::new();
                 let mut preds = Vec::new();
@@ -687,6 +688,7 @@ impl Trainer {
                 let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
                 let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
                 let trace = graph::forward(model, &views, Mode::Inference, &mut rng)?;
+                trace.check_unmasked_outputs(model)?;
                 (graph::output_rows(trace.outputs(model)[0]), trace.activity)
             };
             let compiled = self.loss.loss_and_grad(y_pred.view(), yb.view()).0;

@@ -152,8 +152,10 @@ impl Model {
         Ok(())
     }
 
-    /// Set (or clear) the kernel regularizer of the Dense layer at `index`;
-    /// the written config records it, so Keras sees the same model.
+    /// Set (or clear) the kernel regularizer of the layer at `index` (Dense,
+    /// convolutions, recurrent layers and their wrappers; an `Embedding`'s
+    /// `embeddings_regularizer`); the written config records it, so Keras
+    /// sees the same model.
     pub fn set_kernel_regularizer(&mut self, index: usize, reg: Option<Regularizer>) -> Result<()> {
         let layer = &mut self.layers[index];
         let class = layer.class_name.clone();
@@ -166,6 +168,7 @@ impl Model {
                     "kernel" => "kernel_regularizer",
                     "depthwise_kernel" => "depthwise_regularizer",
                     "pointwise_kernel" => "pointwise_regularizer",
+                    "embeddings" => "embeddings_regularizer",
                     _ => continue,
                 };
                 var.regularizer = reg;
@@ -185,8 +188,33 @@ impl Model {
             keys.push("kernel_regularizer");
         }
         if let Some(Value::Object(cfg)) = self.layer_config_mut(index) {
-            for key in keys {
-                cfg.insert(key.into(), reg.map_or(Value::Null, Regularizer::to_config));
+            // Wrappers keep the options in their wrapped layers' configs.
+            let wrapped: Vec<&str> = match class.as_str() {
+                "Bidirectional" => vec!["layer", "backward_layer"],
+                "TimeDistributed" => vec!["layer"],
+                _ => Vec::new(),
+            };
+            let mut targets: Vec<&mut serde_json::Map<String, Value>> = Vec::new();
+            if wrapped.is_empty() {
+                targets.push(cfg);
+            } else {
+                for (name, inner) in cfg.iter_mut() {
+                    if wrapped.contains(&name.as_str())
+                        && let Some(Value::Object(c)) = inner.get_mut("config")
+                    {
+                        targets.push(c);
+                    }
+                }
+            }
+            keys.sort_unstable();
+            keys.dedup();
+            for target in targets {
+                for key in &keys {
+                    target.insert(
+                        (*key).into(),
+                        reg.map_or(Value::Null, Regularizer::to_config),
+                    );
+                }
             }
         }
         Ok(())

@@ -61,7 +61,6 @@ pub struct Bidirectional {
     forward: RnnConfig,
     backward: RnnConfig,
     merge: MergeMode,
-    return_state: bool,
     /// Forward variables then backward ones.
     vars: Vec<Var>,
     split: usize,
@@ -119,17 +118,12 @@ pub fn build_bidirectional(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
             format!("{fs:?} and {bs:?}"),
         ));
     }
-    let return_state = fcfg
-        .get("return_state")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
     let split = vars.len();
     vars.extend(bvars);
     let layer = Bidirectional {
         forward,
         backward,
         merge,
-        return_state,
         vars,
         split,
     };
