@@ -122,6 +122,7 @@ impl Dataset {
             None => Ok(()),
         };
         bad("input", x.first_non_finite())?;
+        check_ids(model, 0, &x)?;
         bad("target", y.iter().position(|v| !v.is_finite()))?;
         Ok(Dataset {
             x,
@@ -159,6 +160,7 @@ impl Dataset {
                     g.input_names[slot]
                 )));
             }
+            check_ids(model, slot, x)?;
         }
         let mut targets = Vec::with_capacity(ys.len());
         let mut target_lead = Vec::with_capacity(ys.len());
@@ -870,4 +872,22 @@ fn update_metrics(
     for m in metrics {
         m.update(y_pred, y_true);
     }
+}
+
+/// The ids of model input `slot`, when an `Embedding` reads it, are
+/// integers within its vocabulary (an error names the row and the id).
+fn check_ids(model: &Model, slot: usize, x: &F32Data) -> Result<()> {
+    let g = &model.graph;
+    let feeds_embedding = g.inputs.get(slot).is_some_and(|&input| {
+        g.nodes.iter().any(|node| {
+            node.inputs.contains(&input)
+                && node
+                    .layer
+                    .is_some_and(|l| model.layers[l].class_name == "Embedding")
+        })
+    });
+    if feeds_embedding {
+        model.check_ids(slot, x.to_array().view())?;
+    }
+    Ok(())
 }

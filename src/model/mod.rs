@@ -95,6 +95,47 @@ impl Model {
             && g.nodes.len() == self.layers.len() + usize::from(g.nodes[0].layer.is_none())
     }
 
+    /// Check the ids given to model input `slot` when an `Embedding` reads
+    /// it: every value must be an integer in `[0, input_dim)`; the error
+    /// names the input, the row, the position and the id.
+    pub fn check_ids(&self, slot: usize, x: ndarray::ArrayViewD<'_, f32>) -> Result<()> {
+        let g = &self.graph;
+        let Some(&node) = g.inputs.get(slot) else {
+            return Ok(());
+        };
+        let name = g.input_names.get(slot).map_or("input", String::as_str);
+        for reader in g.nodes.iter().filter(|n| n.inputs.contains(&node)) {
+            let Some(layer) = reader.layer.map(|l| &self.layers[l]) else {
+                continue;
+            };
+            let vocab = match layer.op() {
+                Some(op) if layer.class_name == "Embedding" => {
+                    op.vars().first().map_or(0, |v| v.value.shape()[0])
+                }
+                _ => continue,
+            };
+            let per_row = x.shape()[1..].iter().product::<usize>().max(1);
+            for (i, &v) in x.iter().enumerate() {
+                if v.fract() == 0.0 && v >= 0.0 && (v as f64) < vocab as f64 {
+                    continue;
+                }
+                let what = if v.is_finite() && v.fract() == 0.0 {
+                    "is outside the vocabulary"
+                } else {
+                    "is not an integer id"
+                };
+                return Err(Error::invalid(format!(
+                    "input `{name}` row {} (position {}): id {v} {what} of `Embedding` layer `{}` \
+                     (ids must be integers in [0, {vocab}))",
+                    i / per_row,
+                    i % per_row,
+                    layer.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Total number of scalar weights (Keras's `count_params()`).
     pub fn param_count(&self) -> usize {
         self.layers.iter().map(Layer::param_count).sum()
