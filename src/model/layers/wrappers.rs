@@ -511,7 +511,7 @@ pub fn build_time_distributed(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
             &["deterministic layers"],
         ));
     }
-    let op = cx.sub(class, config, "layer", &[step.to_vec()], |c| builder(c))?;
+    let op = cx.sub(class, config, "layer", &[step.to_vec()], builder)?;
     if op.vars().iter().any(|v| !v.trainable) {
         return Err(Error::unsupported(
             "TimeDistributed layer",
