@@ -228,6 +228,13 @@ fn graph_models_match_keras() {
     suite_matches_keras("graph");
 }
 
+/// Text and sequence models (`fixtures/seq/`, from `generate_seq.py`):
+/// Embedding, Masking, SimpleRNN/LSTM/GRU, Bidirectional, TimeDistributed.
+#[test]
+fn seq_models_match_keras() {
+    suite_matches_keras("seq");
+}
+
 #[test]
 fn conv_models_match_keras() {
     suite_matches_keras("conv");
@@ -587,4 +594,49 @@ fn nested_summary_snapshot() {
 #[test]
 fn pool_models_match_keras() {
     suite_matches_keras("pool");
+}
+
+/// Token ids outside an `Embedding`'s vocabulary (or not integers) are
+/// refused before anything runs, naming the input, row, position and id;
+/// integer `.npz` inputs (int32, as Keras models take them) are accepted.
+#[test]
+fn out_of_vocabulary_ids_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = path("seq/text_conv1d.before.keras");
+    let write = |name: &str, ids: ndarray::Array2<i32>| {
+        let p = dir.path().join(name);
+        let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(&p).unwrap());
+        npz.add_array("x", &ids).unwrap();
+        npz.finish().unwrap();
+        p
+    };
+    let mut ids = ndarray::Array2::<i32>::from_elem((5, 8), 3);
+    let good = write("good.npz", ids.clone());
+    let out = dir.path().join("pred.npz");
+    let (ok, _, stderr) = kerasrs(&[
+        "predict",
+        &model,
+        "--input",
+        good.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    // The vocabulary is 40: id 40 in row 3, position 5.
+    ids[[3, 5]] = 40;
+    let bad = write("bad.npz", ids);
+    let (ok, _, stderr) = kerasrs(&[
+        "predict",
+        &model,
+        "--input",
+        bad.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("row 3 (position 5): id 40 is outside the vocabulary")
+            && stderr.contains("[0, 40)"),
+        "{stderr}"
+    );
 }

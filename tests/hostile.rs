@@ -411,14 +411,14 @@ impl Mutator {
     }
 }
 
-/// Configs of every graph, conv and pool fixture with hostile values put anywhere (shapes,
+/// Configs of every graph, conv, pool and seq fixture with hostile values put anywhere (shapes,
 /// axes, tensor references, layer options, class names) are refused or run:
 /// import never panics, and a model that imports predicts on zeros without
 /// panicking.
 #[test]
 fn mutated_graph_configs_never_panic() {
     let mut cases = Vec::new();
-    for suite in ["graph", "conv", "pool"] {
+    for suite in ["graph", "conv", "pool", "seq"] {
         let manifest: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(fixtures_dir().join(format!("{suite}/manifest.json")))
                 .unwrap(),

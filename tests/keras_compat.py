@@ -750,11 +750,13 @@ PRUNE_CASES = [
 ]
 
 
-KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
+KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel",
+                "recurrent_kernel", "embeddings")
 
 
 def dense_kernels(model):
-    """(``layer/variable``, value) of every Dense and convolution kernel, in
+    """(``layer/variable``, value) of every Dense, convolution and recurrent
+    kernel and embedding table, in
     ``model.layers`` order (what ``kerasrs prune`` prunes)."""
     out = []
     for layer in model.layers:
@@ -894,10 +896,12 @@ def check_prune_case(case, args, out_dir, outputs):
 # --------------------------------------------------------------------------
 
 GRAPH_MANIFEST = os.path.join("graph", "manifest.json")
-# Suites in the same format (made by generate_conv.py and generate_pool.py).
+# Suites in the same format (made by generate_conv.py, generate_pool.py and
+# generate_seq.py).
 EXTRA_GRAPH_MANIFESTS = [
     os.path.join("conv", "manifest.json"),
     os.path.join("pool", "manifest.json"),
+    os.path.join("seq", "manifest.json"),
 ]
 # Cases pruned by ``graph-prune``: each has Dense kernels (a shared layer,
 # two outputs, Dense around normalization layers) or convolution kernels.
@@ -906,6 +910,9 @@ GRAPH_PRUNE_CASES = [
     # Convolution kernels of every kind.
     "conv2d_strides_dilation", "depthwise2d_multiplier", "separable2d_strides",
     "conv2d_transpose_paddings", "resnet_block_bn",
+    # Embedding tables, recurrent kernels, wrapped layers.
+    "text_conv1d", "bidirectional_lstm", "lstm_return_state",
+    "masked_time_distributed", "time_distributed_conv2d",
 ]
 GRAPH_PRUNE_THRESHOLD = 0.05
 

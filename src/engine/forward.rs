@@ -164,6 +164,9 @@ impl Model {
         let g = &self.graph;
         let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
         let n = g.check_inputs(&shapes)?;
+        for (slot, x) in inputs.iter().enumerate() {
+            self.check_ids(slot, x.view())?;
+        }
         let batch_size = batch_size.max(1);
         let starts: Vec<usize> = (0..n).step_by(batch_size).collect();
         let parts: Vec<Result<Vec<ArrayD<f32>>>> = starts

@@ -16,7 +16,7 @@ use rand::RngCore;
 use super::forward::dense_affine;
 use super::gemm::matmul;
 use crate::error::{Error, Result};
-use crate::model::layers::{Ctx, Mode, Saved, with_batch};
+use crate::model::layers::{Ctx, Mask, Mode, Saved, with_batch};
 use crate::model::{LayerKind, Model};
 
 /// What a node kept from the forward pass.
@@ -34,6 +34,8 @@ enum Kept {
 pub struct Trace {
     /// Each node's output, `[n, ...]`.
     pub values: Vec<ArrayD<f32>>,
+    /// Each node's Keras mask, if it carries one.
+    pub masks: Vec<Option<Mask>>,
     kept: Vec<Kept>,
     /// Activity penalties (already divided by the batch size), summed.
     pub activity: f32,
@@ -52,6 +54,26 @@ impl Trace {
             .iter()
             .map(|&o| &self.values[o])
             .collect()
+    }
+}
+
+impl Trace {
+    /// Losses of outputs that carry a Keras mask are masked in Keras
+    /// (`keras/src/losses/loss.py` `apply_mask`); that is not implemented,
+    /// so such outputs are refused for losses and metrics.
+    pub fn check_unmasked_outputs(&self, model: &Model) -> Result<()> {
+        for (&o, name) in model.graph.outputs.iter().zip(&model.graph.output_names) {
+            if self.masks.get(o).is_some_and(Option::is_some) {
+                return Err(Error::unsupported(
+                    "loss on a masked output",
+                    format!("output `{name}` carries a mask"),
+                    &[
+                        "outputs without a mask (end the mask with a pooling or a layer without return_sequences)",
+                    ],
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -97,22 +119,54 @@ pub fn forward(
     let training = mode == Mode::Training;
     let mut trace = Trace {
         values: Vec::with_capacity(g.nodes.len()),
+        masks: Vec::with_capacity(g.nodes.len()),
         kept: Vec::with_capacity(g.nodes.len()),
         activity: 0.0,
         updates: Vec::new(),
         n,
     };
+    // Outputs after the first of calls with several, until their nodes
+    // take them: call node -> (outputs 1.., their masks).
+    type Extra = (Vec<Option<ArrayD<f32>>>, Vec<Option<Mask>>);
+    let mut extra: std::collections::HashMap<usize, Extra> = Default::default();
     for node in &g.nodes {
         if let Some(slot) = node.input_slot {
             trace
                 .values
                 .push(inputs[slot].as_standard_layout().into_owned());
+            trace.masks.push(None);
+            trace.kept.push(Kept::None);
+            continue;
+        }
+        if let Some((call, k)) = node.source {
+            let (ys, ms) = extra
+                .get_mut(&call)
+                .ok_or_else(|| Error::invalid("a layer output read before its call"))?;
+            let y = ys
+                .get_mut(k - 1)
+                .and_then(Option::take)
+                .ok_or_else(|| Error::invalid(format!("layer output {k} read twice")))?;
+            let m = ms.get_mut(k).and_then(Option::take);
+            trace.values.push(y);
+            trace.masks.push(m);
             trace.kept.push(Kept::None);
             continue;
         }
         let li = node.layer.expect("non-input nodes call a layer");
         let layer = &model.layers[li];
         let xs: Vec<&ArrayD<f32>> = node.inputs.iter().map(|&i| &trace.values[i]).collect();
+        let in_masks: Vec<Option<&Mask>> = node
+            .inputs
+            .iter()
+            .map(|&i| trace.masks[i].as_ref())
+            .collect();
+        // Dense, Activation and Dropout pass the mask on; Flatten ends it.
+        let mut out_mask = match &layer.kind {
+            LayerKind::Dense(_) | LayerKind::Activation(_) | LayerKind::Dropout { .. } => {
+                in_masks.first().copied().flatten().cloned()
+            }
+            _ => None,
+        };
         let out_shape = with_batch(n, &node.output_shape);
         let mut activity_of =
             |y: &ArrayD<f32>, r: Option<crate::model::Regularizer>| -> Result<()> {
@@ -160,8 +214,16 @@ pub fn forward(
                     rng: &mut *rng,
                 };
                 let f = op
-                    .forward(&xs, &mut cx)
+                    .forward_masked(&xs, &in_masks, &mut cx)
                     .map_err(|e| e.at(format!("layer `{}`", layer.name)))?;
+                let mut masks = op
+                    .compute_mask(&xs, &in_masks)
+                    .map_err(|e| e.at(format!("layer `{}`", layer.name)))?;
+                out_mask = masks.first_mut().and_then(Option::take);
+                if !f.extra.is_empty() {
+                    let ys = f.extra.into_iter().map(|y| Some(standard(y))).collect();
+                    extra.insert(trace.values.len(), (ys, masks));
+                }
                 let y = standard(f.y);
                 activity_of(&y, op.activity_regularizer())?;
                 if training {
@@ -179,6 +241,7 @@ pub fn forward(
             ));
         }
         trace.values.push(y);
+        trace.masks.push(out_mask);
         trace.kept.push(kept);
     }
     Ok(trace)
@@ -246,9 +309,25 @@ pub fn backward(model: &Model, trace: Trace, output_grads: Vec<ArrayD<f32>>) -> 
     let Trace {
         values, mut kept, ..
     } = trace;
+    // Gradients for outputs after the first of calls with several.
+    let mut extra_grads: std::collections::HashMap<usize, Vec<Option<ArrayD<f32>>>> =
+        Default::default();
     for (i, node) in g.nodes.iter().enumerate().rev() {
-        let Some(mut dy) = node_grads[i].take() else {
+        if let Some((call, k)) = node.source {
+            if let Some(dy) = node_grads[i].take() {
+                let slots = extra_grads.entry(call).or_default();
+                if slots.len() < k {
+                    slots.resize(k, None);
+                }
+                accumulate(&mut slots[k - 1], dy);
+            }
             continue;
+        }
+        let extra_dys = extra_grads.remove(&i);
+        let mut dy = match node_grads[i].take() {
+            Some(dy) => dy,
+            None if extra_dys.is_some() => ArrayD::zeros(values[i].raw_dim()),
+            None => continue,
         };
         if !needs[i] || node.input_slot.is_some() {
             continue;
@@ -291,10 +370,25 @@ pub fn backward(model: &Model, trace: Trace, output_grads: Vec<ArrayD<f32>>) -> 
                         .map_err(|e| Error::invalid(e.to_string()))?,
                 ],
                 (LayerKind::Op(op), Kept::Op(saved)) => {
-                    let b = if node.inputs.iter().any(|&j| needs[j]) {
-                        op.backward(&xs, y, &saved, dy)
-                    } else {
-                        op.backward_vars(&xs, y, &saved, dy)
+                    let inputs_needed = node.inputs.iter().any(|&j| needs[j]);
+                    let b = match extra_dys {
+                        None if inputs_needed => op.backward(&xs, y, &saved, dy),
+                        None => op.backward_vars(&xs, y, &saved, dy),
+                        Some(more) => {
+                            // The values of the later outputs, in order.
+                            let mut ys = vec![y];
+                            ys.extend(
+                                g.nodes
+                                    .iter()
+                                    .enumerate()
+                                    .filter(|(_, n)| n.source.is_some_and(|(c, _)| c == i))
+                                    .map(|(j, _)| &values[j]),
+                            );
+                            let mut dys = vec![Some(dy)];
+                            dys.extend(more);
+                            dys.resize(ys.len(), None);
+                            op.backward_multi(&xs, &ys, &saved, dys, inputs_needed)
+                        }
                     }
                     .map_err(|e| e.at(format!("layer `{}`", layer.name)))?;
                     if layer.trainable {
@@ -359,6 +453,7 @@ pub fn train_step(
 ) -> Result<GraphStep> {
     use super::backward::{VarKind, var_regularizer};
     let trace = forward(model, inputs, Mode::Training, rng)?;
+    trace.check_unmasked_outputs(model)?;
     let activity = trace.activity;
     let mut output_grads = Vec::with_capacity(losses.len());
     let mut y_pred = Vec::with_capacity(losses.len());

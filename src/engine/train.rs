@@ -121,6 +121,7 @@ impl Dataset {
             None => Ok(()),
         };
         bad("input", x.first_non_finite())?;
+        check_ids(model, 0, &x)?;
         bad("target", y.iter().position(|v| !v.is_finite()))?;
         Ok(Dataset {
             x,
@@ -158,6 +159,7 @@ impl Dataset {
                     g.input_names[slot]
                 )));
             }
+            check_ids(model, slot, x)?;
         }
         let mut targets = Vec::with_capacity(ys.len());
         let mut target_lead = Vec::with_capacity(ys.len());
@@ -657,6 +659,7 @@ impl Trainer {
                 let ys = data.batch_targets(chunk);
                 let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
                 let trace = graph::forward(model, &views, Mode::Inference, &mut rng)?;
+                trace.check_unmasked_outputs(model)?;
                 let mut compiled = 0.0f32;
                 let mut losses = Vec::new();
                 let mut preds = Vec::new();
@@ -686,6 +689,7 @@ impl Trainer {
                 let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
                 let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
                 let trace = graph::forward(model, &views, Mode::Inference, &mut rng)?;
+                trace.check_unmasked_outputs(model)?;
                 (graph::output_rows(trace.outputs(model)[0]), trace.activity)
             };
             let compiled = self.loss.loss_and_grad(y_pred.view(), yb.view()).0;
@@ -867,4 +871,22 @@ fn update_metrics(
     for m in metrics {
         m.update(y_pred, y_true);
     }
+}
+
+/// The ids of model input `slot`, when an `Embedding` reads it, are
+/// integers within its vocabulary (an error names the row and the id).
+fn check_ids(model: &Model, slot: usize, x: &F32Data) -> Result<()> {
+    let g = &model.graph;
+    let feeds_embedding = g.inputs.get(slot).is_some_and(|&input| {
+        g.nodes.iter().any(|node| {
+            node.inputs.contains(&input)
+                && node
+                    .layer
+                    .is_some_and(|l| model.layers[l].class_name == "Embedding")
+        })
+    });
+    if feeds_embedding {
+        model.check_ids(slot, x.to_array().view())?;
+    }
+    Ok(())
 }

@@ -18,6 +18,12 @@ pub struct Node {
     pub output_shape: Vec<usize>,
     /// Which model input this node is, for input nodes.
     pub input_slot: Option<usize>,
+    /// For a later output of a layer call with several outputs (an RNN's
+    /// states with `return_state`, Keras's `[layer, node, tensor]` with
+    /// tensor > 0): the call's node and the output index. Such a node has
+    /// no layer and reads only the call's node; the call's node itself
+    /// holds output 0.
+    pub source: Option<(usize, usize)>,
 }
 
 /// A model nested as a layer (flattened into the graph).

@@ -176,6 +176,14 @@ impl Layer {
         })
     }
 
+    /// Output shapes (per sample) of a call: one per output.
+    pub fn output_shapes_for(&self, inputs: &[Vec<usize>]) -> Result<Vec<Vec<usize>>> {
+        match &self.kind {
+            LayerKind::Op(op) => op.output_shapes(inputs),
+            _ => Ok(vec![self.output_shape_for(inputs)?]),
+        }
+    }
+
     /// The activation of the layer, if it has one.
     pub fn activation(&self) -> Option<Activation> {
         match &self.kind {

@@ -100,6 +100,47 @@ impl Model {
             && g.nodes.len() == self.layers.len() + usize::from(g.nodes[0].layer.is_none())
     }
 
+    /// Check the ids given to model input `slot` when an `Embedding` reads
+    /// it: every value must be an integer in `[0, input_dim)`; the error
+    /// names the input, the row, the position and the id.
+    pub fn check_ids(&self, slot: usize, x: ndarray::ArrayViewD<'_, f32>) -> Result<()> {
+        let g = &self.graph;
+        let Some(&node) = g.inputs.get(slot) else {
+            return Ok(());
+        };
+        let name = g.input_names.get(slot).map_or("input", String::as_str);
+        for reader in g.nodes.iter().filter(|n| n.inputs.contains(&node)) {
+            let Some(layer) = reader.layer.map(|l| &self.layers[l]) else {
+                continue;
+            };
+            let vocab = match layer.op() {
+                Some(op) if layer.class_name == "Embedding" => {
+                    op.vars().first().map_or(0, |v| v.value.shape()[0])
+                }
+                _ => continue,
+            };
+            let per_row = x.shape()[1..].iter().product::<usize>().max(1);
+            for (i, &v) in x.iter().enumerate() {
+                if v.fract() == 0.0 && v >= 0.0 && (v as f64) < vocab as f64 {
+                    continue;
+                }
+                let what = if v.is_finite() && v.fract() == 0.0 {
+                    "is outside the vocabulary"
+                } else {
+                    "is not an integer id"
+                };
+                return Err(Error::invalid(format!(
+                    "input `{name}` row {} (position {}): id {v} {what} of `Embedding` layer `{}` \
+                     (ids must be integers in [0, {vocab}))",
+                    i / per_row,
+                    i % per_row,
+                    layer.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Total number of scalar weights (Keras's `count_params()`).
     pub fn param_count(&self) -> usize {
         self.layers.iter().map(Layer::param_count).sum()
@@ -157,8 +198,10 @@ impl Model {
         Ok(())
     }
 
-    /// Set (or clear) the kernel regularizer of the Dense layer at `index`;
-    /// the written config records it, so Keras sees the same model.
+    /// Set (or clear) the kernel regularizer of the layer at `index` (Dense,
+    /// convolutions, recurrent layers and their wrappers; an `Embedding`'s
+    /// `embeddings_regularizer`); the written config records it, so Keras
+    /// sees the same model.
     pub fn set_kernel_regularizer(&mut self, index: usize, reg: Option<Regularizer>) -> Result<()> {
         let layer = &mut self.layers[index];
         let class = layer.class_name.clone();
@@ -171,6 +214,7 @@ impl Model {
                     "kernel" => "kernel_regularizer",
                     "depthwise_kernel" => "depthwise_regularizer",
                     "pointwise_kernel" => "pointwise_regularizer",
+                    "embeddings" => "embeddings_regularizer",
                     _ => continue,
                 };
                 var.regularizer = reg;
@@ -190,8 +234,33 @@ impl Model {
             keys.push("kernel_regularizer");
         }
         if let Some(Value::Object(cfg)) = self.layer_config_mut(index) {
-            for key in keys {
-                cfg.insert(key.into(), reg.map_or(Value::Null, Regularizer::to_config));
+            // Wrappers keep the options in their wrapped layers' configs.
+            let wrapped: Vec<&str> = match class.as_str() {
+                "Bidirectional" => vec!["layer", "backward_layer"],
+                "TimeDistributed" => vec!["layer"],
+                _ => Vec::new(),
+            };
+            let mut targets: Vec<&mut serde_json::Map<String, Value>> = Vec::new();
+            if wrapped.is_empty() {
+                targets.push(cfg);
+            } else {
+                for (name, inner) in cfg.iter_mut() {
+                    if wrapped.contains(&name.as_str())
+                        && let Some(Value::Object(c)) = inner.get_mut("config")
+                    {
+                        targets.push(c);
+                    }
+                }
+            }
+            keys.sort_unstable();
+            keys.dedup();
+            for target in targets {
+                for key in &keys {
+                    target.insert(
+                        (*key).into(),
+                        reg.map_or(Value::Null, Regularizer::to_config),
+                    );
+                }
             }
         }
         Ok(())
@@ -243,12 +312,14 @@ impl Model {
         for layer in &self.layers {
             if let (Some(path), Some(op)) = (&layer.weight_path, layer.op()) {
                 for (i, var) in op.vars().iter().enumerate() {
-                    let at = format!("{path}/vars/{i}");
+                    let rel = op.var_path(i);
+                    let at = format!("{path}/{rel}");
                     let values: Vec<f32> = var.value.iter().copied().collect();
+                    let (group, name) = at.rsplit_once('/').unwrap_or(("", &at));
                     let ds = file
                         .weights
-                        .group_mut(&format!("{path}/vars"))
-                        .and_then(|g| g.dataset_mut(&i.to_string()))
+                        .group_mut(group)
+                        .and_then(|g| g.dataset_mut(name))
                         .ok_or_else(|| Error::missing("weight").at(at.clone()))?;
                     if !var.trainable && !ds.is_float() {
                         // Integer state (a counter) kerasrs never changes.

@@ -233,9 +233,22 @@ fn parse_shape(v: &Value, what: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// Model input dtypes kerasrs accepts: float32, and the integer ids of
+/// `Embedding` models (data arrive as integer or float arrays and are held
+/// as float32, exact below 2^24; `Embedding` checks every id).
+const INPUT_DTYPES: &[&str] = &["float32", "int32", "int64"];
+
+fn check_input_dtype(dtype: Option<&Value>) -> Result<()> {
+    match dtype.and_then(Value::as_str) {
+        Some(name) if INPUT_DTYPES.contains(&name) => Ok(()),
+        Some(name) => Err(Error::unsupported("input dtype", name, INPUT_DTYPES)),
+        None => check_dtype(dtype),
+    }
+}
+
 fn input_layer_shape(layer: &RawLayer<'_>) -> Result<Vec<usize>> {
     let at = format!("{}/config", layer.pointer);
-    check_dtype(layer.config.get("dtype")).map_err(|e| e.at(at.clone()))?;
+    check_input_dtype(layer.config.get("dtype")).map_err(|e| e.at(at.clone()))?;
     if layer.config.get("sparse").and_then(Value::as_bool) == Some(true) {
         return Err(Error::unsupported("input", "sparse", &["dense inputs"]).at(at));
     }
@@ -310,6 +323,12 @@ fn node_tensors(node: &Value, at: &str) -> Result<Vec<Endpoint>> {
     walk(args, &mut out).map_err(|e| e.at(at.to_string()))?;
     if let Some(kwargs) = node.get("kwargs").and_then(Value::as_object) {
         for (key, value) in kwargs {
+            if key == "mask" {
+                // The mask Keras recorded when the model was built; the
+                // engine propagates the same mask from the layers that
+                // make it (`Embedding(mask_zero)`, `Masking`).
+                continue;
+            }
             let mut found = Vec::new();
             walk(value, &mut found).map_err(|e| e.at(at.to_string()))?;
             if !found.is_empty() {
@@ -365,6 +384,7 @@ impl<'a> Importer<'a> {
             inputs,
             output_shape: shape,
             input_slot: None,
+            source: None,
         });
         self.graph.nodes.len() - 1
     }
@@ -403,7 +423,7 @@ impl<'a> Importer<'a> {
 
     /// Call layer `r` on the outputs of nodes `inputs`: build it on its
     /// first call, check the shapes of later calls (shared layers).
-    fn call(&mut self, r: &RawLayer<'_>, inputs: &[usize], trainable: bool) -> Result<usize> {
+    fn call(&mut self, r: &RawLayer<'_>, inputs: &[usize], trainable: bool) -> Result<Vec<usize>> {
         let shapes: Vec<Vec<usize>> = inputs
             .iter()
             .map(|&n| self.graph.nodes[n].output_shape.clone())
@@ -424,25 +444,36 @@ impl<'a> Importer<'a> {
                 li
             }
         };
-        let out = self.layers[li]
+        let outs = self.layers[li]
             .1
-            .output_shape_for(&shapes)
+            .output_shapes_for(&shapes)
             .map_err(|e| e.at(at()).in_member("config.json"))?;
-        let elements = out
-            .iter()
-            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
-            .unwrap_or(u64::MAX);
-        if elements > MAX_SAMPLE_ELEMENTS {
-            return Err(Error::limit(
-                "max_sample_elements",
-                format!(
-                    "layer output of shape {out:?} holds {elements} values per sample (at most {MAX_SAMPLE_ELEMENTS})"
-                ),
-            )
-            .at(at())
-            .in_member("config.json"));
+        for out in &outs {
+            let elements = out
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+                .unwrap_or(u64::MAX);
+            if elements > MAX_SAMPLE_ELEMENTS {
+                return Err(Error::limit(
+                    "max_sample_elements",
+                    format!(
+                        "layer output of shape {out:?} holds {elements} values per sample (at most {MAX_SAMPLE_ELEMENTS})"
+                    ),
+                )
+                .at(at())
+                .in_member("config.json"));
+            }
         }
-        Ok(self.add_node(Some(li), inputs.to_vec(), out))
+        let mut outs = outs.into_iter();
+        let first = outs.next().unwrap_or_default();
+        let call = self.add_node(Some(li), inputs.to_vec(), first);
+        let mut ids = vec![call];
+        for (k, shape) in outs.enumerate() {
+            let node = self.add_node(None, vec![call], shape);
+            self.graph.nodes[node].source = Some((call, k + 1));
+            ids.push(node);
+        }
+        Ok(ids)
     }
 
     /// Import a container (the model, or a model nested as a layer) and
@@ -525,7 +556,15 @@ impl<'a> Importer<'a> {
             }
         };
         for r in raw.iter().skip(usize::from(starts_with_input)) {
-            current = self.call_entry(r, &[current], trainable)?[0];
+            let outs = self.call_entry(r, &[current], trainable)?;
+            if outs.len() != 1 {
+                return Err(Error::unsupported(
+                    "layer in a Sequential model",
+                    format!("`{}` with {} outputs", r.name, outs.len()),
+                    &["layers with one output"],
+                ));
+            }
+            current = outs[0];
         }
         if call_inputs.is_none() {
             let last = raw.last().map_or("output", |r| r.name.as_str());
@@ -566,7 +605,7 @@ impl<'a> Importer<'a> {
             });
             return Ok(outputs);
         }
-        Ok(vec![self.call(r, inputs, trainable)?])
+        self.call(r, inputs, trainable)
     }
 
     fn functional(
@@ -623,12 +662,14 @@ impl<'a> Importer<'a> {
             };
             produced.insert((name.clone(), 0), vec![node]);
         }
+        let mask_only = mask_only_ops(raw, &outputs);
         // Keras's `functional_from_config`: process each layer's inbound
         // nodes in order, layer by layer, repeating until all are done.
         let mut pending: Vec<std::collections::VecDeque<(usize, &Value)>> = raw
             .iter()
-            .map(|r| {
-                if r.class_name == "InputLayer" {
+            .enumerate()
+            .map(|(i, r)| {
+                if r.class_name == "InputLayer" || mask_only[i] {
                     return Default::default();
                 }
                 r.entry
@@ -714,6 +755,88 @@ impl<'a> Importer<'a> {
         Ok(out)
     }
 }
+/// The layers that only compute masks Keras recorded as `mask` arguments
+/// (`NotEqual`, `Any` operations of `Embedding(mask_zero)` and `Masking`):
+/// operations read only by `mask` arguments or by other such operations.
+/// They are not run; the engine propagates masks itself.
+fn mask_only_ops(raw: &[RawLayer<'_>], outputs: &[Endpoint]) -> Vec<bool> {
+    let by_name: HashMap<&str, usize> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.name.as_str(), i))
+        .collect();
+    // (reader, producer, through a `mask` argument) for every reference.
+    let mut refs: Vec<(usize, usize, bool)> = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let nodes = r.entry.get("inbound_nodes").and_then(Value::as_array);
+        for node in nodes.into_iter().flatten() {
+            let mut args = Vec::new();
+            collect_history(node.get("args").unwrap_or(&Value::Null), &mut args);
+            let mut masks = Vec::new();
+            if let Some(kwargs) = node.get("kwargs").and_then(Value::as_object) {
+                for (key, value) in kwargs {
+                    let list = if key == "mask" { &mut masks } else { &mut args };
+                    collect_history(value, list);
+                }
+            }
+            for (list, is_mask) in [(args, false), (masks, true)] {
+                for name in list {
+                    if let Some(&p) = by_name.get(name.as_str()) {
+                        refs.push((i, p, is_mask));
+                    }
+                }
+            }
+        }
+    }
+    let is_op = |r: &RawLayer<'_>| {
+        r.entry
+            .get("module")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m.starts_with("keras.src.ops"))
+    };
+    let mut mask_only: Vec<bool> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            is_op(r)
+                && refs.iter().any(|&(_, p, _)| p == i)
+                && !outputs.iter().any(|(name, _, _)| *name == r.name)
+        })
+        .collect();
+    loop {
+        let mut changed = false;
+        for &(reader, producer, is_mask) in &refs {
+            if mask_only[producer] && !is_mask && !mask_only[reader] {
+                mask_only[producer] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            return mask_only;
+        }
+    }
+}
+
+/// The layer names in the `keras_history` of every tensor in `v`.
+fn collect_history(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map)
+            if map.get("class_name").and_then(Value::as_str) == Some("__keras_tensor__") =>
+        {
+            if let Some((name, _, _)) = map
+                .get("config")
+                .and_then(|c| c.get("keras_history"))
+                .and_then(endpoint)
+            {
+                out.push(name);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_history(i, out)),
+        Value::Object(map) => map.values().for_each(|i| collect_history(i, out)),
+        _ => {}
+    }
+}
+
 fn usize_field(config: &Map<String, Value>, key: &str) -> Result<usize> {
     let v = config
         .get(key)
@@ -802,6 +925,7 @@ fn build_layer(
                 inputs,
                 stored: &stored,
                 vars_path: &vars_path,
+                group: r.weight_path.as_deref().and_then(|p| weights.group(p)),
             })?;
             op.set_trainable(trainable);
             LayerKind::Op(op)

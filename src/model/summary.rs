@@ -242,10 +242,11 @@ fn tensor_name(model: &Model, n: usize, scope: &[String]) -> String {
             }
         }
     }
+    let (n, k) = g.nodes[n].source.unwrap_or((n, 0));
     match g.nodes[n].layer {
         Some(l) => {
             let call = g.nodes[..n].iter().filter(|m| m.layer == Some(l)).count();
-            format!("{}[{call}][0]", model.layers[l].name)
+            format!("{}[{call}][{k}]", model.layers[l].name)
         }
         None => "input[0][0]".to_string(),
     }

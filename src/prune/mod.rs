@@ -55,6 +55,10 @@ pub enum WeightKind {
     DepthwiseKernel,
     /// A separable convolution's pointwise kernel `(1, …, in, filters)`.
     PointwiseKernel,
+    /// A recurrent layer's `recurrent_kernel` `[units, gates · units]`.
+    RecurrentKernel,
+    /// An `Embedding` table `[vocabulary, output_dim]` (rows are ids).
+    Embeddings,
     /// A bias `[out]`.
     Bias,
 }
@@ -67,6 +71,8 @@ impl WeightKind {
             WeightKind::Kernel => "kernel",
             WeightKind::DepthwiseKernel => "depthwise_kernel",
             WeightKind::PointwiseKernel => "pointwise_kernel",
+            WeightKind::RecurrentKernel => "recurrent_kernel",
+            WeightKind::Embeddings => "embeddings",
             WeightKind::Bias => "bias",
         }
     }
@@ -77,12 +83,14 @@ impl WeightKind {
             "kernel" => WeightKind::Kernel,
             "depthwise_kernel" => WeightKind::DepthwiseKernel,
             "pointwise_kernel" => WeightKind::PointwiseKernel,
+            "recurrent_kernel" => WeightKind::RecurrentKernel,
+            "embeddings" => WeightKind::Embeddings,
             "bias" => WeightKind::Bias,
             _ => return None,
         })
     }
 
-    /// Every kind but the bias.
+    /// Every kind but the bias (embedding tables included).
     pub fn is_kernel(self) -> bool {
         self != WeightKind::Bias
     }
@@ -271,6 +279,7 @@ pub fn params(model: &Model) -> Vec<ParamView> {
 pub fn params_mut(
     model: &mut Model,
     layer: usize,
+    var: usize,
     kind: WeightKind,
     f: impl FnOnce(&mut dyn Iterator<Item = &mut f32>),
 ) -> bool {
@@ -281,10 +290,11 @@ pub fn params_mut(
         return false;
     }
     if let Some(op) = l.op_mut() {
+        // By index: a Bidirectional layer has two kernels.
         let Some(var) = op
             .vars_mut()
-            .iter_mut()
-            .find(|v| WeightKind::from_role(v.role) == Some(kind))
+            .get_mut(var)
+            .filter(|v| WeightKind::from_role(v.role) == Some(kind))
         else {
             return false;
         };
@@ -552,7 +562,7 @@ pub fn prune(model: &mut Model, spec: &PruneSpec) -> Result<PruneReport> {
         let zeros_before = count_zeros(&p.values);
         let bound = largest_pruned(&p.values, &mask);
         let mut zeros_after = 0;
-        params_mut(model, layer, kind, |it| {
+        params_mut(model, layer, p.var, kind, |it| {
             for (w, &p) in it.zip(&mask) {
                 if p {
                     *w = 0.0;

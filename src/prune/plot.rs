@@ -136,6 +136,8 @@ pub fn histogram_svg(report: &SparsityReport) -> Result<String> {
                     WeightKind::Bias => Palette99::pick(1).to_rgba(),
                     WeightKind::DepthwiseKernel => Palette99::pick(2).to_rgba(),
                     WeightKind::PointwiseKernel => Palette99::pick(3).to_rgba(),
+                    WeightKind::RecurrentKernel => Palette99::pick(4).to_rgba(),
+                    WeightKind::Embeddings => Palette99::pick(5).to_rgba(),
                 };
                 let left = -0.4 + s as f64 * width;
                 chart

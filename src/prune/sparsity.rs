@@ -134,8 +134,12 @@ pub struct FeatureSelection {
     pub applies: bool,
     /// Why it does not apply.
     pub reason: Option<String>,
-    /// The first Dense layer's name.
+    /// The first Dense layer's name (or the `Embedding`'s, whose rows are
+    /// the features: one per vocabulary id).
     pub layer: Option<String>,
+    /// What the rows are: `input features` (Dense kernel rows) or
+    /// `vocabulary rows` (an `Embedding` table's).
+    pub rows: &'static str,
     /// Number of input features (kernel rows).
     pub features: usize,
     /// The shape a feature's `position` indexes: the model input when a
@@ -259,6 +263,7 @@ fn not_applicable(reason: String) -> FeatureSelection {
         applies: false,
         reason: Some(reason),
         layer: None,
+        rows: "input features",
         features: 0,
         input_shape: Vec::new(),
         dropped: Vec::new(),
@@ -266,7 +271,49 @@ fn not_applicable(reason: String) -> FeatureSelection {
     }
 }
 
+/// The vocabulary rows of the model's first `Embedding` table, ranked
+/// like Dense input features: which ids an L1 penalty drove to zero.
+fn embedding_rows(model: &Model) -> Option<FeatureSelection> {
+    let layer = model.layers.iter().find(|l| l.class_name == "Embedding")?;
+    let table = layer.op()?.vars().first()?;
+    let &[rows, dim] = table.value.shape() else {
+        return None;
+    };
+    let values = table.value.as_slice()?;
+    let mut dropped = Vec::new();
+    let mut ranked = Vec::new();
+    for index in 0..rows {
+        let row = &values[index * dim..(index + 1) * dim];
+        let zeros = row.iter().filter(|w| **w == 0.0).count();
+        let feature = FeatureRow {
+            index,
+            position: vec![index],
+            l1: row.iter().map(|w| f64::from(w.abs())).sum(),
+            zeros,
+        };
+        if zeros == dim {
+            dropped.push(feature);
+        } else {
+            ranked.push(feature);
+        }
+    }
+    ranked.sort_by(|a, b| b.l1.total_cmp(&a.l1).then(a.index.cmp(&b.index)));
+    Some(FeatureSelection {
+        applies: true,
+        reason: None,
+        layer: Some(layer.name.clone()),
+        rows: "vocabulary rows",
+        features: rows,
+        input_shape: vec![rows],
+        dropped,
+        ranked,
+    })
+}
+
 fn feature_selection(model: &Model) -> FeatureSelection {
+    if let Some(rows) = embedding_rows(model) {
+        return rows;
+    }
     let Some(first) = model.layers.iter().position(|l| l.dense().is_some()) else {
         return not_applicable("the model has no Dense layer".into());
     };
@@ -316,6 +363,7 @@ fn feature_selection(model: &Model) -> FeatureSelection {
         applies: true,
         reason: None,
         layer: Some(layer.name.clone()),
+        rows: "input features",
         features: kernel.nrows(),
         input_shape,
         dropped,
@@ -398,9 +446,10 @@ impl FeatureSelection {
         match (&self.reason, &self.layer) {
             (Some(reason), _) => format!("Feature selection: does not apply ({reason})"),
             (None, layer) => format!(
-                "Feature selection (`{}`, {} input features): {} dropped, {} kept",
+                "Feature selection (`{}`, {} {}): {} dropped, {} kept",
                 layer.as_deref().unwrap_or_default(),
                 thousands(self.features),
+                self.rows,
                 thousands(self.dropped.len()),
                 thousands(self.ranked.len())
             ),

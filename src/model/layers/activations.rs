@@ -304,6 +304,10 @@ impl Relu {
 }
 
 impl LayerOp for Relu {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         same_shape(inputs, "ReLU")
     }
@@ -369,6 +373,10 @@ pub fn build_leaky_relu(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
 }
 
 impl LayerOp for LeakyRelu {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         same_shape(inputs, "LeakyReLU")
     }
@@ -475,6 +483,10 @@ impl Prelu {
 }
 
 impl LayerOp for Prelu {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         let s = single_shape(inputs, "PReLU")?;
         if !self.fits(s) {
@@ -596,6 +608,10 @@ pub fn build_elu(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
 }
 
 impl LayerOp for Elu {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         same_shape(inputs, "ELU")
     }
@@ -700,6 +716,24 @@ fn row_max<'a>(row: impl Iterator<Item = &'a f32>) -> f32 {
 }
 
 impl LayerOp for Softmax {
+    fn forward_masked(
+        &self,
+        x: &[&ArrayD<f32>],
+        masks: &[Option<&super::Mask>],
+        cx: &mut Ctx<'_>,
+    ) -> Result<Forward> {
+        if masks.iter().any(Option::is_some) {
+            // `keras/src/layers/activations/softmax.py` adds the mask to
+            // the logits; not implemented.
+            return Err(Error::unsupported(
+                "Softmax input",
+                "a masked input",
+                &["unmasked inputs"],
+            ));
+        }
+        self.forward(x, cx)
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         let s = single_shape(inputs, "Softmax")?;
         if s.len() != self.rank {
@@ -749,6 +783,7 @@ impl LayerOp for Softmax {
             }
         }
         Ok(Forward {
+            extra: Vec::new(),
             y: rows.scatter(m)?,
             saved: Some(Box::new(saved)),
             updates: Vec::new(),
@@ -852,6 +887,7 @@ mod tests {
             inputs: &[input.to_vec()],
             stored,
             vars_path: "layers/test/vars",
+            group: None,
         })
         .expect_err("config is rejected")
         .to_string()

@@ -30,6 +30,7 @@ pub fn build(
         inputs,
         stored,
         vars_path: "layers/test/vars",
+        group: None,
     })
     .expect("layer builds")
 }

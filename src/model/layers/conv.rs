@@ -896,6 +896,7 @@ impl LayerOp for Conv {
             .into_shape_with_order(IxDyn(&shape))
             .map_err(|e| Error::invalid(e.to_string()))?;
         Ok(Forward {
+            extra: Vec::new(),
             y: self.to_format(y),
             saved: Some(Box::new(saved)),
             updates: Vec::new(),
@@ -1362,6 +1363,7 @@ mod tests {
                 inputs: &[vec![5, 3]],
                 stored: &stored,
                 vars_path: "layers/conv1d/vars",
+                group: None,
             })
             .is_ok()
         );
@@ -1374,6 +1376,7 @@ mod tests {
                 inputs: &[vec![5, 3]],
                 stored: &stored,
                 vars_path: "layers/conv1d/vars",
+                group: None,
             });
             assert!(r.is_err(), "{b}");
         }

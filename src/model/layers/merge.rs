@@ -31,6 +31,30 @@ pub enum MergeOp {
     Minimum,
 }
 
+/// The OR of masks of one shape; an input without a mask counts as all
+/// true when `missing_true`, else makes the result `None`.
+fn or_masks(masks: &[Option<&super::Mask>], missing_true: bool) -> Result<Option<super::Mask>> {
+    let Some(first) = masks.iter().flatten().next() else {
+        return Ok(None);
+    };
+    if masks.iter().any(Option::is_none) {
+        return Ok(missing_true.then(|| super::Mask::from_elem(first.raw_dim(), true)));
+    }
+    let mut out = (*first).clone();
+    for m in masks.iter().flatten().skip(1) {
+        if m.shape() != out.shape() {
+            return Err(Error::mismatch(
+                format!("input masks of shape {:?}", out.shape()),
+                format!("{:?}", m.shape()),
+            ));
+        }
+        ndarray::Zip::from(&mut out)
+            .and(*m)
+            .for_each(|a, &b| *a |= b);
+    }
+    Ok(Some(out))
+}
+
 /// An elementwise merge of inputs of one shape.
 #[derive(Debug, Clone)]
 pub struct Merge {
@@ -185,6 +209,27 @@ fn min_f32(a: f32, b: f32) -> f32 {
 }
 
 impl LayerOp for Merge {
+    /// `keras/src/layers/merging/base_merge.py` `compute_mask`: the OR of
+    /// the inputs' masks, none if any input has none. Maximum and Minimum
+    /// also use the masks in the values (`_apply_merge_op_and_or_mask`),
+    /// which is not implemented: they refuse masked inputs.
+    fn compute_mask(
+        &self,
+        _x: &[&ArrayD<f32>],
+        masks: &[Option<&super::Mask>],
+    ) -> Result<Vec<Option<super::Mask>>> {
+        if matches!(self.op, MergeOp::Maximum | MergeOp::Minimum)
+            && masks.iter().any(Option::is_some)
+        {
+            return Err(Error::unsupported(
+                "Maximum/Minimum input",
+                "a masked input",
+                &["unmasked inputs"],
+            ));
+        }
+        Ok(vec![or_masks(masks, false)?])
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         if self.op == MergeOp::Subtract && inputs.len() != 2 {
             return Err(Error::mismatch(
@@ -335,6 +380,28 @@ impl Concatenate {
 }
 
 impl LayerOp for Concatenate {
+    /// `keras/src/layers/merging/concatenate.py` `compute_mask`: masks of
+    /// the inputs (all-true for unmasked ones) concatenated and reduced
+    /// with `any` over the last axis: on the last axis, their OR.
+    fn compute_mask(
+        &self,
+        x: &[&ArrayD<f32>],
+        masks: &[Option<&super::Mask>],
+    ) -> Result<Vec<Option<super::Mask>>> {
+        if masks.iter().all(Option::is_none) {
+            return Ok(vec![None]);
+        }
+        let rank = x.first().map_or(1, |t| t.ndim());
+        if self.batched_axis(rank.saturating_sub(1))? + 1 != rank {
+            return Err(Error::unsupported(
+                "masked Concatenate",
+                format!("axis {}", self.axis),
+                &["the last axis"],
+            ));
+        }
+        Ok(vec![or_masks(masks, true)?])
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         let first = inputs
             .first()
@@ -548,6 +615,11 @@ fn moved_first(x: &ArrayD<f32>, a: usize) -> ArrayD<f32> {
 }
 
 impl LayerOp for Dot {
+    fn supports_masking(&self) -> bool {
+        // `keras/src/layers/merging/dot.py`: `compute_mask` returns None.
+        false
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         let [s1, s2] = inputs else {
             return Err(Error::mismatch("exactly 2 inputs for `Dot`", inputs.len()));
@@ -810,6 +882,7 @@ mod tests {
             inputs: &[vec![2], vec![3]],
             stored: &[],
             vars_path: "layers/add/vars",
+            group: None,
         };
         assert!(super::build(&cx).is_err());
         let cx = BuildCx {

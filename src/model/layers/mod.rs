@@ -14,6 +14,7 @@
 pub mod activations;
 pub mod applications;
 pub mod conv;
+pub mod embedding;
 pub mod merge;
 pub mod noise;
 pub mod norm;
@@ -21,7 +22,9 @@ pub mod ops;
 pub mod pool;
 pub mod preprocessing;
 pub mod reshape;
+pub mod rnn;
 pub mod spatial;
+pub mod wrappers;
 
 use std::any::Any;
 use std::fmt;
@@ -104,10 +107,16 @@ impl Ctx<'_> {
 /// Values a layer keeps from its forward pass for its backward pass.
 pub type Saved = Option<Box<dyn Any + Send + Sync>>;
 
+/// A Keras mask (`_keras_mask`): one flag per sample and timestep (the
+/// output's shape without its last axis), `true` where the step is kept.
+pub type Mask = ArrayD<bool>;
+
 /// The result of a forward call.
 pub struct Forward {
-    /// The output, `[n, ...]`.
+    /// The output, `[n, ...]` (the first output of a layer with several).
     pub y: ArrayD<f32>,
+    /// Outputs after the first (an RNN's states with `return_state`).
+    pub extra: Vec<ArrayD<f32>>,
     /// What the backward pass needs besides inputs and output.
     pub saved: Saved,
     /// New values of non-trainable variables (by index into
@@ -121,6 +130,7 @@ impl Forward {
     pub fn plain(y: ArrayD<f32>) -> Self {
         Forward {
             y,
+            extra: Vec::new(),
             saved: None,
             updates: Vec::new(),
         }
@@ -161,6 +171,78 @@ impl Backward {
 pub trait LayerOp: fmt::Debug + Send + Sync {
     /// Output shape (per sample) for these input shapes (per sample).
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>>;
+
+    /// Output shapes (per sample) of a layer with several outputs; the
+    /// first is [`LayerOp::output_shape`].
+    fn output_shapes(&self, inputs: &[Vec<usize>]) -> Result<Vec<Vec<usize>>> {
+        Ok(vec![self.output_shape(inputs)?])
+    }
+
+    /// Whether the layer passes a mask on (Keras's `supports_masking` with
+    /// the default `compute_mask`, which returns the first input's mask).
+    /// Layers that do not are where a mask ends, as in Keras.
+    fn supports_masking(&self) -> bool {
+        false
+    }
+
+    /// The masks of the outputs (one per output) given the inputs and their
+    /// masks (`keras/src/layers/layer.py` `_set_mask_metadata`: the mask of
+    /// the first input argument goes to `compute_mask`). The default passes
+    /// the first input's mask to the first output when the layer
+    /// [`supports_masking`](LayerOp::supports_masking).
+    fn compute_mask(
+        &self,
+        _x: &[&ArrayD<f32>],
+        masks: &[Option<&Mask>],
+    ) -> Result<Vec<Option<Mask>>> {
+        let first = if self.supports_masking() {
+            masks.first().copied().flatten().cloned()
+        } else {
+            None
+        };
+        Ok(vec![first])
+    }
+
+    /// The forward pass with the inputs' masks (the `mask` argument of
+    /// Keras's `call`); layers that read masks override it.
+    fn forward_masked(
+        &self,
+        x: &[&ArrayD<f32>],
+        _masks: &[Option<&Mask>],
+        cx: &mut Ctx<'_>,
+    ) -> Result<Forward> {
+        self.forward(x, cx)
+    }
+
+    /// The backward pass of a layer with several outputs: `dys[k]` is the
+    /// gradient for output `k` (`None` where no loss depends on it), `ys`
+    /// the outputs. The default is [`LayerOp::backward`] on the first.
+    fn backward_multi(
+        &self,
+        x: &[&ArrayD<f32>],
+        ys: &[&ArrayD<f32>],
+        saved: &Saved,
+        dys: Vec<Option<ArrayD<f32>>>,
+        inputs_needed: bool,
+    ) -> Result<Backward> {
+        let y = ys[0];
+        let dy = dys
+            .into_iter()
+            .next()
+            .flatten()
+            .unwrap_or_else(|| ArrayD::zeros(y.raw_dim()));
+        if inputs_needed {
+            self.backward(x, y, saved, dy)
+        } else {
+            self.backward_vars(x, y, saved, dy)
+        }
+    }
+
+    /// Where variable `i` lives under the layer's group in
+    /// `model.weights.h5` (`vars/0`; an RNN's `cell/vars/0`).
+    fn var_path(&self, i: usize) -> String {
+        format!("vars/{i}")
+    }
 
     /// The layer's variables in Keras's `weights` order.
     fn vars(&self) -> &[Var] {
@@ -253,6 +335,9 @@ pub struct BuildCx<'a> {
     pub stored: &'a [(Vec<usize>, Vec<f32>)],
     /// Where the layer's variables live (`layers/batch_normalization/vars`).
     pub vars_path: &'a str,
+    /// The layer's group in the weights file, for layers whose variables
+    /// live deeper (`cell/vars`, `forward_layer/cell/vars`).
+    pub group: Option<&'a crate::archive::H5Group>,
 }
 
 impl<'a> BuildCx<'a> {
@@ -312,6 +397,54 @@ impl<'a> BuildCx<'a> {
         Constraint::from_config(self.get(key)).map_err(|e| e.at(key.to_string()))
     }
 
+    /// The same layer config seen from a sub-layer (`cell`, `forward_layer`,
+    /// `layer`): its own config and class, the stored variables under
+    /// `sub/vars` of this layer's group.
+    pub fn sub<R>(
+        &self,
+        class_name: &str,
+        config: &Map<String, Value>,
+        sub: &str,
+        inputs: &[Vec<usize>],
+        f: impl FnOnce(&BuildCx<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let base = self
+            .vars_path
+            .strip_suffix("/vars")
+            .unwrap_or(self.vars_path);
+        let vars_path = format!("{base}/{sub}/vars");
+        let group = self.group.and_then(|g| g.group(sub));
+        let stored = match (self.group, group.and_then(|g| g.group("vars"))) {
+            (_, Some(vars)) => read_stored(vars, &vars_path)?,
+            // No weights group at all (a layer built in memory): the
+            // variables given to this layer, split between the forward and
+            // backward layers of a wrapper.
+            (None, None) => {
+                let half = self.stored.len() / 2;
+                match sub {
+                    "forward_layer" => self.stored[..half].to_vec(),
+                    "backward_layer" => self.stored[half..].to_vec(),
+                    _ => self.stored.to_vec(),
+                }
+            }
+            (Some(_), None) => Vec::new(),
+        };
+        let name = config
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(self.name)
+            .to_string();
+        f(&BuildCx {
+            class_name,
+            name: &name,
+            config,
+            inputs,
+            stored: &stored,
+            vars_path: &vars_path,
+            group,
+        })
+    }
+
     /// The stored variables, which must be exactly `expected` (shapes in
     /// order); an error names the weight path, what was expected and found.
     pub fn take_vars(&self, expected: &[(Role, Vec<usize>)]) -> Result<Vec<ArrayD<f32>>> {
@@ -353,6 +486,37 @@ impl<'a> BuildCx<'a> {
     }
 }
 
+/// The float32 datasets `0`, `1`, ... of a `vars` group with their shapes.
+pub fn read_stored(
+    vars: &crate::archive::H5Group,
+    path: &str,
+) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+    let mut out = Vec::with_capacity(vars.children.len());
+    for i in 0..vars.children.len() {
+        let at = format!("{path}/{i}");
+        let ds = vars.dataset(&i.to_string()).ok_or_else(|| {
+            Error::missing("weight dataset")
+                .at(at.clone())
+                .in_member("model.weights.h5")
+        })?;
+        let shape: Vec<usize> = ds
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d).ok().filter(|&d| d <= 1 << 31))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                Error::limit("max_dim", format!("shape {:?}", ds.shape))
+                    .at(at.clone())
+                    .in_member("model.weights.h5")
+            })?;
+        let values = ds
+            .to_f32()
+            .map_err(|e| e.at(at.clone()).in_member("model.weights.h5"))?;
+        out.push((shape, values));
+    }
+    Ok(out)
+}
+
 /// Builds a layer from its config (Keras's `from_config` plus `build`).
 pub type Builder = fn(&BuildCx<'_>) -> Result<Box<dyn LayerOp>>;
 
@@ -368,6 +532,13 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("Minimum", merge::build),
     ("Concatenate", merge::build_concatenate),
     ("Dot", merge::build_dot),
+    ("Embedding", embedding::build_embedding),
+    ("Masking", embedding::build_masking),
+    ("SimpleRNN", rnn::build_rnn),
+    ("LSTM", rnn::build_rnn),
+    ("GRU", rnn::build_rnn),
+    ("Bidirectional", wrappers::build_bidirectional),
+    ("TimeDistributed", wrappers::build_time_distributed),
     ("Reshape", reshape::build_reshape),
     ("Permute", reshape::build_permute),
     ("RepeatVector", reshape::build_repeat_vector),

@@ -204,6 +204,10 @@ fn mask(
 }
 
 impl LayerOp for Noise {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         single_shape(inputs, "a noise layer").map(<[usize]>::to_vec)
     }
@@ -260,6 +264,7 @@ impl LayerOp for Noise {
             }
         };
         Ok(Forward {
+            extra: Vec::new(),
             y,
             saved: Some(Box::new(factor)),
             updates: Vec::new(),
@@ -316,6 +321,10 @@ pub fn build_activity_regularization(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp
 }
 
 impl LayerOp for ActivityRegularization {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         single_shape(inputs, "ActivityRegularization").map(<[usize]>::to_vec)
     }

@@ -475,6 +475,10 @@ fn scaled(r: &[f32], gamma: Option<&[f32]>) -> Vec<f32> {
 }
 
 impl LayerOp for BatchNorm {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     /// Freeze or unfreeze the layer (Keras's `layer.trainable = ...`).
     fn set_trainable(&mut self, trainable: bool) {
         self.trainable = trainable;
@@ -569,6 +573,7 @@ impl LayerOp for BatchNorm {
             updates.push((mi + 1, update(&p.moving_var, &var)));
         }
         Ok(Forward {
+            extra: Vec::new(),
             y,
             saved: Some(Box::new(BnSaved {
                 batch,
@@ -832,6 +837,10 @@ impl LayerNorm {
 }
 
 impl LayerOp for LayerNorm {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         let s = single_shape(inputs, "LayerNormalization")?;
         let ok = s.len() == self.input.len()
@@ -884,6 +893,7 @@ impl LayerOp for LayerNorm {
             }
         }
         Ok(Forward {
+            extra: Vec::new(),
             y: rows.scatter(m)?,
             saved: Some(Box::new(st)),
             updates: Vec::new(),
@@ -1044,6 +1054,10 @@ fn minimum(a: f32, b: f32) -> f32 {
 }
 
 impl LayerOp for UnitNorm {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         let s = single_shape(inputs, "UnitNormalization")?;
         if s.len() != self.rank {
@@ -1081,6 +1095,7 @@ impl LayerOp for UnitNorm {
             st.inv.push(inv);
         }
         Ok(Forward {
+            extra: Vec::new(),
             y: rows.scatter(m)?,
             saved: Some(Box::new(st)),
             updates: Vec::new(),
@@ -1170,6 +1185,7 @@ mod tests {
             inputs,
             stored,
             vars_path: "layers/test/vars",
+            group: None,
         })
         .expect_err("config is rejected")
         .to_string()

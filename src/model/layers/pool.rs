@@ -672,6 +672,7 @@ impl LayerOp for Pool {
             let (y, arg) = self.max_with_arg(&g, n, &xs);
             let y = self.shaped(n, Self::out_last(&g, dims), y)?;
             return Ok(Forward {
+                extra: Vec::new(),
                 y,
                 saved: Some(Box::new(MaxSaved { arg })),
                 updates: Vec::new(),
@@ -808,7 +809,69 @@ impl GlobalPool {
     }
 }
 
+/// The mask a masked `GlobalAveragePooling1D` call saved.
+struct MaskSaved(Vec<f32>, Vec<f32>);
+
+impl GlobalPool {
+    /// `keras/src/layers/pooling/global_average_pooling1d.py` `call` with a
+    /// mask: `sum(where(mask, x, 0), steps) / sum(float(mask), steps)`.
+    fn masked_mean(&self, x: &ArrayD<f32>, mask: &super::Mask) -> Result<Forward> {
+        let n = x.shape()[0];
+        let (positions, c) = self.split(&x.shape()[1..])?;
+        if mask.shape() != [n, positions] {
+            return Err(Error::mismatch(
+                format!("a mask of shape [{n}, {positions}]"),
+                format!("{:?}", mask.shape()),
+            ));
+        }
+        let flags: Vec<f32> = mask.iter().map(|&m| f32::from(u8::from(m))).collect();
+        let xs = self.last(x);
+        let mut y = vec![0f32; n * c];
+        let mut counts = vec![0f32; n];
+        for s in 0..n {
+            let yb = &mut y[s * c..(s + 1) * c];
+            for p in 0..positions {
+                if flags[s * positions + p] != 0.0 {
+                    let xb = &xs[(s * positions + p) * c..(s * positions + p + 1) * c];
+                    for (a, &v) in yb.iter_mut().zip(xb) {
+                        *a += v;
+                    }
+                }
+            }
+            counts[s] = sum_flags(&flags[s * positions..(s + 1) * positions]);
+            for a in yb.iter_mut() {
+                *a /= counts[s];
+            }
+        }
+        let mut shape = vec![n];
+        shape.extend(self.output_shape(&[x.shape()[1..].to_vec()])?);
+        Ok(Forward {
+            saved: Some(Box::new(MaskSaved(flags, counts))),
+            ..Forward::plain(array(shape, y)?)
+        })
+    }
+}
+
+fn sum_flags(flags: &[f32]) -> f32 {
+    flags.iter().sum()
+}
+
 impl LayerOp for GlobalPool {
+    fn forward_masked(
+        &self,
+        x: &[&ArrayD<f32>],
+        masks: &[Option<&super::Mask>],
+        cx: &mut Ctx<'_>,
+    ) -> Result<Forward> {
+        match masks.first().copied().flatten() {
+            // Only GlobalAveragePooling1D reads masks; the others drop them.
+            Some(mask) if !self.max && self.dims == 1 => {
+                self.masked_mean(super::norm::single(x, &self.class)?, mask)
+            }
+            _ => self.forward(x, cx),
+        }
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         let input = single_shape(inputs, &self.class)?;
         let (_, c) = self.split(input)?;
@@ -875,7 +938,21 @@ impl LayerOp for GlobalPool {
         let (positions, c) = self.split(&x.shape()[1..])?;
         let dys = standard(&dy);
         let mut dx = vec![0f32; n * positions * c];
-        if self.max {
+        if let Some(MaskSaved(flags, counts)) =
+            _saved.as_ref().and_then(|s| s.downcast_ref::<MaskSaved>())
+        {
+            for s in 0..n {
+                for p in 0..positions {
+                    if flags[s * positions + p] == 0.0 {
+                        continue;
+                    }
+                    let base = (s * positions + p) * c;
+                    for j in 0..c {
+                        dx[base + j] = dys[s * c + j] / counts[s];
+                    }
+                }
+            }
+        } else if self.max {
             let xs = self.last(x);
             let ys = standard(y);
             let mut q = vec![0f32; n * c];
@@ -973,6 +1050,7 @@ mod tests {
             inputs: &[input.to_vec()],
             stored: &[],
             vars_path: "layers/p/vars",
+            group: None,
         })
     }
 

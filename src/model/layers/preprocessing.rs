@@ -69,6 +69,10 @@ pub fn build_rescaling(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
 }
 
 impl LayerOp for Rescaling {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         single_shape(inputs, "Rescaling").map(<[usize]>::to_vec)
     }
@@ -260,6 +264,10 @@ impl Normalization {
 }
 
 impl LayerOp for Normalization {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         let shape = single_shape(inputs, "Normalization")?;
         if shape.len() != self.broadcast.len()
@@ -387,6 +395,7 @@ mod tests {
             inputs: &[vec![4, 3]],
             stored: &[],
             vars_path: "layers/rescaling/vars",
+            group: None,
         };
         assert!(build_rescaling(&cx).is_err());
     }

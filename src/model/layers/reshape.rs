@@ -255,6 +255,10 @@ pub fn build_identity(cx: &BuildCx<'_>) -> Result<Box<dyn LayerOp>> {
 }
 
 impl LayerOp for Identity {
+    fn supports_masking(&self) -> bool {
+        true
+    }
+
     fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         single_shape(inputs, "Identity").map(<[usize]>::to_vec)
     }
@@ -303,6 +307,7 @@ mod tests {
             inputs: &[vec![6]],
             stored: &[],
             vars_path: "layers/reshape/vars",
+            group: None,
         };
         let err = build_reshape(&cx).unwrap_err().to_string();
         assert!(err.contains("6 values"), "{err}");

@@ -1127,6 +1127,7 @@ mod tests {
             inputs: &[input.to_vec()],
             stored: &[],
             vars_path: "layers/s/vars",
+            group: None,
         })
     }
 
