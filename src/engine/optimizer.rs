@@ -165,6 +165,72 @@ pub struct Optimizer {
     built: bool,
     last_lr: Option<f32>,
     arithmetic: Arithmetic,
+    /// A `LossScaleOptimizer` wrapping this one.
+    loss_scale: Option<Box<LossScale>>,
+}
+
+/// The state of Keras's `LossScaleOptimizer`
+/// (`keras/src/optimizers/loss_scale_optimizer.py`) around the optimizer it
+/// wraps. The loss is multiplied by `dynamic_scale` (a power of two) and the
+/// gradients divided by it, which is exact in floating point short of
+/// overflow; so kerasrs computes unscaled gradients and only reproduces the
+/// state: after a step with finite scaled gradients the counter counts up
+/// and the scale doubles every `dynamic_growth_steps` steps; a step whose
+/// scaled gradients overflow is skipped and halves the scale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossScale {
+    /// The serialized wrapper, written back with the current inner config.
+    config: Value,
+    /// Its instance name (the `optimizer/vars` group's `name`).
+    name: String,
+    growth_steps: i64,
+    step_counter: i64,
+    dynamic_scale: f32,
+    /// The wrapper's own `iterations` and learning rate (Keras never
+    /// updates them: its `stateless_apply` returns them unchanged).
+    own: Vec<H5Dataset>,
+}
+
+impl LossScale {
+    pub(crate) fn new(config: Value, name: String, initial_scale: f32, growth_steps: i64) -> Self {
+        LossScale {
+            config,
+            name,
+            growth_steps,
+            step_counter: 0,
+            dynamic_scale: initial_scale,
+            own: vec![
+                H5Dataset {
+                    datatype: hdf5_pure::make_i32_type(),
+                    shape: Vec::new(),
+                    raw: 0i32.to_le_bytes().to_vec(),
+                    attrs: Vec::new(),
+                },
+                H5Dataset::from_f32(&[], &[0.0]),
+            ],
+        }
+    }
+
+    /// The wrapper's four leading variables: `iteration`, `learning_rate`,
+    /// `step_counter`, `dynamic_scale`.
+    fn state(&self) -> Vec<H5Dataset> {
+        let mut out = self.own.clone();
+        out.push(H5Dataset {
+            datatype: hdf5_pure::make_i32_type(),
+            shape: Vec::new(),
+            raw: (self.step_counter as i32).to_le_bytes().to_vec(),
+            attrs: Vec::new(),
+        });
+        out.push(H5Dataset::from_f32(&[], &[self.dynamic_scale]));
+        out
+    }
+
+    /// Whether every gradient stays finite once scaled (`check_finite`).
+    fn finite(&self, grads: &[Vec<f32>]) -> bool {
+        grads
+            .iter()
+            .all(|g| g.iter().all(|&x| (x * self.dynamic_scale).is_finite()))
+    }
 }
 
 /// Variables with at least this many values are updated on two threads.
@@ -434,6 +500,65 @@ impl Optimizer {
     /// state as it is. The stored learning rate replaces the configured one
     /// unless [`Optimizer::set_learning_rate`] was called.
     pub fn load_state(&mut self, vars: &[H5Dataset]) -> Result<()> {
+        if let Some(ls) = self.loss_scale.take() {
+            let result = self.load_loss_scale_state(*ls, vars);
+            return result;
+        }
+        self.load_own_state(vars)
+    }
+
+    /// A `LossScaleOptimizer`'s store: its four variables, then the inner
+    /// optimizer's (a wrapper never fitted stores only two).
+    fn load_loss_scale_state(&mut self, mut ls: LossScale, vars: &[H5Dataset]) -> Result<()> {
+        let at = |i: usize| format!("optimizer/vars/{i}");
+        if vars.len() <= 2 {
+            self.loss_scale = Some(Box::new(ls));
+            return Ok(());
+        }
+        let outcome = (|| {
+            if vars.len() < 4 {
+                return Err(Error::mismatch(
+                    "a LossScaleOptimizer's iteration, learning_rate, step_counter and \
+                     dynamic_scale before the inner optimizer's variables",
+                    format!("{} variables", vars.len()),
+                )
+                .at("optimizer/vars"));
+            }
+            let counter = vars[2]
+                .scalar_i64()
+                .filter(|n| (0..ls.growth_steps).contains(n))
+                .ok_or_else(|| {
+                    Error::mismatch(
+                        format!("a step counter in 0..{}", ls.growth_steps),
+                        vars[2].dtype_name(),
+                    )
+                    .at(at(2))
+                })?;
+            let scale = vars[3]
+                .to_f32()
+                .ok()
+                .and_then(|v| v.first().copied())
+                .filter(|s| s.is_finite() && *s > 0.0 && vars[3].len() == 1)
+                .ok_or_else(|| {
+                    Error::mismatch("a positive finite dynamic_scale scalar", "another value")
+                        .at(at(3))
+                })?;
+            self.load_own_state(&vars[4..]).map_err(|e| {
+                let msg = e
+                    .to_string()
+                    .replace("optimizer/vars/", "inner optimizer/vars/");
+                Error::invalid(msg)
+            })?;
+            ls.step_counter = counter;
+            ls.dynamic_scale = scale;
+            ls.own = vars[..2].to_vec();
+            Ok(())
+        })();
+        self.loss_scale = Some(Box::new(ls));
+        outcome
+    }
+
+    fn load_own_state(&mut self, vars: &[H5Dataset]) -> Result<()> {
         if !self.built {
             return Err(Error::invalid(
                 "the optimizer must be built before its state is loaded",
@@ -560,6 +685,27 @@ impl Optimizer {
     /// dtype, so a float16 model's Adam moments are float16 (bfloat16:
     /// opaque data tagged `bfloat16`).
     pub fn state_like(&self, templates: &[Option<&H5Dataset>]) -> Vec<H5Dataset> {
+        let mut out = Vec::new();
+        if let Some(ls) = &self.loss_scale {
+            out.extend(ls.state());
+        }
+        out.extend(self.own_state_like(templates));
+        out
+    }
+
+    /// For a `LossScaleOptimizer`, the inner optimizer's instance name and
+    /// its variables, which Keras saves a second time under
+    /// `optimizer/inner_optimizer/vars` (and loads last, so both copies must
+    /// agree).
+    pub fn inner_state_like(
+        &self,
+        templates: &[Option<&H5Dataset>],
+    ) -> Option<(String, Vec<H5Dataset>)> {
+        self.loss_scale.as_ref()?;
+        Some((self.instance_name.clone(), self.own_state_like(templates)))
+    }
+
+    fn own_state_like(&self, templates: &[Option<&H5Dataset>]) -> Vec<H5Dataset> {
         let mut out = Vec::with_capacity(self.leading_vars() + self.slot_order().len() + 1);
         out.push(if self.iterations_int64 {
             H5Dataset {
@@ -624,6 +770,23 @@ impl Optimizer {
                 params[i].len(),
                 grads[i].len()
             );
+        }
+        // A LossScaleOptimizer skips a step whose scaled gradients
+        // overflow, halving the scale; otherwise it counts the step and
+        // doubles the scale every `dynamic_growth_steps` (its
+        // `_stateless_handle_finite_grads`, after the inner update).
+        if let Some(ls) = self.loss_scale.as_deref_mut() {
+            if !ls.finite(grads) {
+                ls.step_counter = 0;
+                ls.dynamic_scale *= 0.5;
+                return;
+            }
+            if ls.step_counter == ls.growth_steps - 1 {
+                ls.step_counter = 0;
+                ls.dynamic_scale *= 2.0;
+            } else {
+                ls.step_counter += 1;
+            }
         }
         // `loss_scale_factor` is only accepted as a power of two, for which
         // scaling the loss and unscaling the gradients is exact: no-op here.

@@ -215,8 +215,15 @@ pub fn store(model: &mut Model, trainer: &Trainer, o: &CompileOverrides) -> Resu
                 model.stored_variable(r.layer, index)
             })
             .collect();
-        trainer.optimizer.state_like(&templates)
+        (
+            trainer.optimizer.state_like(&templates),
+            trainer.optimizer.inner_state_like(&templates),
+        )
     };
+    let (state, inner) = state;
+    if let Some((inner_name, inner_state)) = inner {
+        model.set_optimizer_state_at("optimizer/inner_optimizer/vars", &inner_name, inner_state)?;
+    }
     model.set_optimizer_state(&name, state)?;
     let existing = compile_config(model).cloned();
     let changed = existing.is_none()

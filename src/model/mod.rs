@@ -287,8 +287,20 @@ impl Model {
         name: &str,
         variables: Vec<crate::archive::H5Dataset>,
     ) -> Result<()> {
+        self.set_optimizer_state_at("optimizer/vars", name, variables)
+    }
+
+    /// Replace the optimizer variables stored in the group at `path` (a
+    /// `LossScaleOptimizer` also stores its inner optimizer's under
+    /// `optimizer/inner_optimizer/vars`).
+    pub fn set_optimizer_state_at(
+        &mut self,
+        path: &str,
+        name: &str,
+        variables: Vec<crate::archive::H5Dataset>,
+    ) -> Result<()> {
         use crate::archive::H5Node;
-        let vars = self.source.weights.ensure_group("optimizer/vars")?;
+        let vars = self.source.weights.ensure_group(path)?;
         vars.children = variables
             .into_iter()
             .enumerate()

@@ -69,6 +69,9 @@ pub(super) fn from_config(v: &Value) -> Result<Optimizer> {
                 .get("class_name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| Error::missing("`class_name` of the optimizer"))?;
+            if class == "LossScaleOptimizer" {
+                return loss_scale_from_config(v, obj.get("config"));
+            }
             from_parts(class, obj.get("config"))
         }
         other => Err(Error::mismatch(
@@ -76,6 +79,60 @@ pub(super) fn from_config(v: &Value) -> Result<Optimizer> {
             short(other),
         )),
     }
+}
+
+/// `LossScaleOptimizer(inner_optimizer, initial_scale, dynamic_growth_steps)`
+/// (`keras/src/optimizers/loss_scale_optimizer.py`): the inner optimizer
+/// with the dynamic loss scale's state.
+fn loss_scale_from_config(whole: &Value, config: Option<&Value>) -> Result<Optimizer> {
+    let config = config
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::missing("`config` of the LossScaleOptimizer"))?;
+    let inner = config
+        .get("inner_optimizer")
+        .ok_or_else(|| Error::missing("`inner_optimizer`").at("config"))?;
+    let mut opt = from_config(inner).map_err(|e| e.at("config/inner_optimizer"))?;
+    let initial_scale = match config.get("initial_scale") {
+        None | Some(Value::Null) => 32768.0,
+        Some(v) => v
+            .as_f64()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .ok_or_else(|| {
+                invalid(
+                    "initial_scale",
+                    format!("expected a positive number, found {v}"),
+                )
+            })?,
+    };
+    let growth_steps = match config.get("dynamic_growth_steps") {
+        None | Some(Value::Null) => 2000,
+        Some(v) => v.as_i64().filter(|n| *n >= 1).ok_or_else(|| {
+            invalid(
+                "dynamic_growth_steps",
+                format!("expected an integer >= 1, found {v}"),
+            )
+        })?,
+    };
+    if config
+        .get("dynamic")
+        .is_some_and(|d| d != &Value::Bool(true))
+    {
+        return Err(invalid(
+            "dynamic",
+            "LossScaleOptimizer no longer supports `dynamic=False` (Keras refuses it too)",
+        ));
+    }
+    opt.loss_scale = Some(Box::new(super::LossScale::new(
+        whole.clone(),
+        config
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("loss_scale_optimizer")
+            .to_string(),
+        initial_scale as f32,
+        growth_steps,
+    )));
+    Ok(opt)
 }
 
 fn invalid(key: &str, msg: impl Into<String>) -> Error {
@@ -266,6 +323,7 @@ pub(super) fn from_parts(name: &str, config: Option<&Value>) -> Result<Optimizer
         built: false,
         last_lr: None,
         arithmetic: Arithmetic::default(),
+        loss_scale: None,
     })
 }
 
@@ -449,10 +507,20 @@ pub(super) fn to_config(opt: &Optimizer) -> Value {
             put("beta", json!(beta));
         }
     }
-    json!({
+    let inner = json!({
         "module": "keras.optimizers",
         "class_name": class_name(&opt.kind),
         "config": c,
         "registered_name": null,
-    })
+    });
+    match &opt.loss_scale {
+        // The wrapper's own config as it was read, with the inner optimizer
+        // as it is now.
+        Some(ls) => {
+            let mut whole = ls.config.clone();
+            whole["config"]["inner_optimizer"] = inner;
+            whole
+        }
+        None => inner,
+    }
 }
