@@ -44,7 +44,8 @@ pub struct DataArgs {
     #[arg(long, value_delimiter = ',', value_name = "COL", requires = "csv")]
     pub target: Option<Vec<String>>,
     /// The feature columns of `--csv`, comma-separated, in the model's input
-    /// order (default: every column but the targets, in file order).
+    /// order (default: the feature names the model records, else every
+    /// column but the targets, in file order).
     #[arg(long, value_delimiter = ',', value_name = "COL", requires = "csv")]
     pub features: Option<Vec<String>>,
     /// Names of the input features, one per line, recorded in the written
@@ -141,7 +142,11 @@ impl DataArgs {
                     g.output_names.join(", ")
                 );
             }
-            let table = csv_table(path, model, targets, self.features.as_deref())?;
+            // Default columns: the features the model records (a shrunk
+            // model takes fewer), else all but the targets.
+            let recorded = model.feature_names();
+            let features = self.features.as_deref().or(recorded.as_deref());
+            let table = csv_table(path, model, targets, features)?;
             let width = g.output_shapes()[0].last().copied().unwrap_or(1);
             let y = table.targets_for(width);
             let names = named.unwrap_or_else(|| table.feature_names.clone());

@@ -29,6 +29,7 @@
 pub mod plot;
 mod rank;
 pub mod sparsity;
+pub mod shrink;
 pub(crate) mod table;
 
 use std::fmt;
