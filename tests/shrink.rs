@@ -160,7 +160,10 @@ fn folding_is_reported_and_inputs_can_be_kept() {
     // the shrunk model is exact there, and a note says why unit 2 stays.
     let (ok, out, err) = kerasrs(&[
         "shrink",
-        fixtures_dir().join("shrink/dense_bn.keras").to_str().unwrap(),
+        fixtures_dir()
+            .join("shrink/dense_bn.keras")
+            .to_str()
+            .unwrap(),
         "--output",
         dir.path().join("bn.keras").to_str().unwrap(),
     ]);
@@ -223,8 +226,11 @@ fn merges_are_left_alone() {
     let model = Model::open(&pruned).unwrap();
     let shape = kerasrs::model::layers::with_batch(4, model.graph.input_shapes()[0]);
     let n: usize = shape.iter().product();
-    let x = ArrayD::from_shape_vec(shape, (0..n).map(|i| ((i % 13) as f32) / 7.0 - 0.9).collect())
-        .unwrap();
+    let x = ArrayD::from_shape_vec(
+        shape,
+        (0..n).map(|i| ((i % 13) as f32) / 7.0 - 0.9).collect(),
+    )
+    .unwrap();
     let xs = x.select(Axis(x.ndim() - 1), &kept(&report));
     let d = max_abs_diff(&predict(&dst, &xs), &predict(&pruned, &x));
     assert!(d <= PREDICT_TOL, "{d}");
@@ -248,7 +254,10 @@ fn tolerance_and_errors() {
         "--output",
         dir.path().join("x.keras").to_str().unwrap(),
     ]);
-    assert!(!ok && err.contains("`--tolerance` must be finite and >= 0"), "{err}");
+    assert!(
+        !ok && err.contains("`--tolerance` must be finite and >= 0"),
+        "{err}"
+    );
     let (ok, _, err) = kerasrs(&[
         "shrink",
         src.to_str().unwrap(),

@@ -46,7 +46,12 @@ pub struct Args {
     keep_inputs: bool,
     /// Treat weights with |w| <= T as zero (default 0: exact zeros only; a
     /// positive T changes the predictions by what those weights contributed).
-    #[arg(long, value_name = "T", default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "T",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     tolerance: f64,
     /// Names of the input features, one per line (default: the names the
     /// model records).
@@ -65,11 +70,18 @@ const CHECK_TOLERANCE: f64 = 1e-4;
 
 pub fn run(args: Args) -> Result<()> {
     if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
-        anyhow::bail!("`--tolerance` must be finite and >= 0, found {}", args.tolerance);
+        anyhow::bail!(
+            "`--tolerance` must be finite and >= 0, found {}",
+            args.tolerance
+        );
     }
     super::paths::RunFiles::new(&args.model)
         .inputs(args.config.as_deref().map(|c| ("`--config`", c)))
-        .inputs(args.feature_names.as_deref().map(|c| ("`--feature-names`", c)))
+        .inputs(
+            args.feature_names
+                .as_deref()
+                .map(|c| ("`--feature-names`", c)),
+        )
         .typed_output(
             super::paths::OUTPUT,
             &args.output,
@@ -86,9 +98,11 @@ pub fn run(args: Args) -> Result<()> {
         tolerance: args.tolerance,
         keep_inputs: args.keep_inputs,
     };
-    let (shrunk, report) =
-        shrink(&model, &opts).with_context(|| format!("cannot shrink `{}`", args.model.display()))?;
-    if args.tolerance == 0.0 && !(report.max_difference <= CHECK_TOLERANCE) {
+    let (shrunk, report) = shrink(&model, &opts)
+        .with_context(|| format!("cannot shrink `{}`", args.model.display()))?;
+    if args.tolerance == 0.0
+        && (report.max_difference.is_nan() || report.max_difference > CHECK_TOLERANCE)
+    {
         anyhow::bail!(
             "cannot shrink `{}`: the shrunk model's predictions differ from the original's by \
              {:e} on a random batch (this is a bug in kerasrs; nothing was written)",

@@ -28,8 +28,8 @@
 
 pub mod plot;
 mod rank;
-pub mod sparsity;
 pub mod shrink;
+pub mod sparsity;
 pub(crate) mod table;
 
 use std::fmt;

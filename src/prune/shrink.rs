@@ -158,7 +158,9 @@ fn is_plain_conv(model: &Model, layer: &Layer) -> bool {
             .and_then(|c| c.get("groups"))
             .is_none_or(|g| g.is_null() || g.as_u64() == Some(1))
         && layer.op().is_some_and(|op| {
-            op.vars().first().is_some_and(|v| v.role == "kernel" && v.value.ndim() >= 3)
+            op.vars()
+                .first()
+                .is_some_and(|v| v.role == "kernel" && v.value.ndim() >= 3)
         })
 }
 
@@ -251,8 +253,16 @@ fn walk(
     calls: &[usize],
     start: usize,
     width: usize,
-) -> std::result::Result<(Vec<Member>, Vec<usize>, usize, usize, Option<Vec<Activation>>), Option<String>>
-{
+) -> std::result::Result<
+    (
+        Vec<Member>,
+        Vec<usize>,
+        usize,
+        usize,
+        Option<Vec<Activation>>,
+    ),
+    Option<String>,
+> {
     let g = &model.graph;
     let (mut members, mut path, mut acts) = (Vec::new(), Vec::new(), Some(Vec::new()));
     let mut node = start;
@@ -281,7 +291,10 @@ fn walk(
             )));
         }
         if g.nodes[r].inputs.len() != 1 {
-            return Err(Some(format!("feeds `{}` ({})", layer.name, layer.class_name)));
+            return Err(Some(format!(
+                "feeds `{}` ({})",
+                layer.name, layer.class_name
+            )));
         }
         if let Some(axis) = consumer_axis(model, layer) {
             if layer.input_shape.last() != Some(&width) {
@@ -357,10 +370,15 @@ fn pass(state: &mut State<'_>, groups: &mut [Group], opts: &ShrinkOptions) -> bo
             && let Some(d) = state.model.layers[producer].dense()
         {
             let pk = state.current(groups, producer, 0);
-            let bias = state.has_bias(producer).then(|| state.current(groups, producer, 1));
+            let bias = state
+                .has_bias(producer)
+                .then(|| state.current(groups, producer, 1));
             for (p, &orig) in g.keep.iter().enumerate() {
                 if remove.contains(&orig)
-                    || !pk.index_axis(Axis(1), p).iter().all(|&w| is_zero(w, opts.tolerance))
+                    || !pk
+                        .index_axis(Axis(1), p)
+                        .iter()
+                        .all(|&w| is_zero(w, opts.tolerance))
                 {
                     continue;
                 }
@@ -370,7 +388,9 @@ fn pass(state: &mut State<'_>, groups: &mut [Group], opts: &ShrinkOptions) -> bo
                     c = a.forward(c);
                 }
                 let c = c[[0, 0]];
-                let row = state.values[g.consumer][0].index_axis(Axis(0), orig).to_owned();
+                let row = state.values[g.consumer][0]
+                    .index_axis(Axis(0), orig)
+                    .to_owned();
                 if !state.has_bias(g.consumer) {
                     if c == 0.0 || row.iter().all(|&w| w == 0.0) {
                         remove.push(orig);
@@ -417,7 +437,7 @@ fn pass(state: &mut State<'_>, groups: &mut [Group], opts: &ShrinkOptions) -> bo
 /// Cut a dataset along `cuts` (axis, kept indices), in its stored dtype.
 fn cut_dataset(ds: &H5Dataset, cuts: &[(usize, &[usize])]) -> Result<H5Dataset> {
     let n = usize::try_from(ds.len()).map_err(|_| Error::invalid("dataset too large"))?;
-    if n == 0 || ds.raw.len() % n != 0 {
+    if n == 0 || !ds.raw.len().is_multiple_of(n) {
         return Err(Error::invalid("cannot cut an empty or irregular dataset"));
     }
     let size = ds.raw.len() / n;
@@ -517,10 +537,7 @@ pub fn shrink(model: &Model, opts: &ShrinkOptions) -> Result<(Model, ShrinkRepor
                 .and_then(|c| c.get("activation"))
                 .is_none_or(|a| Activation::from_config(a).is_ok_and(Activation::is_elementwise)),
         };
-        let is_output = g
-            .outputs
-            .iter()
-            .any(|&o| g.nodes[o].layer == Some(i));
+        let is_output = g.outputs.iter().any(|&o| g.nodes[o].layer == Some(i));
         if !elementwise && !is_output {
             notes.push(format!(
                 "`{}` left alone: its activation mixes its units",
@@ -573,9 +590,8 @@ pub fn shrink(model: &Model, opts: &ShrinkOptions) -> Result<(Model, ShrinkRepor
                         });
                     }
                 }
-                let fold_through = fold_through.filter(|_| {
-                    producer.is_some_and(|p| model.layers[p].dense().is_some())
-                });
+                let fold_through = fold_through
+                    .filter(|_| producer.is_some_and(|p| model.layers[p].dense().is_some()));
                 groups.push(Group {
                     producer,
                     members,
@@ -722,22 +738,32 @@ pub fn shrink(model: &Model, opts: &ShrinkOptions) -> Result<(Model, ShrinkRepor
             }
         }
     }
-    let mut shrunk = Model::try_from(file).map_err(|e| {
-        Error::invalid(format!("the shrunk model does not read back: {e}"))
-    })?;
+    let mut shrunk = Model::try_from(file)
+        .map_err(|e| Error::invalid(format!("the shrunk model does not read back: {e}")))?;
     let input = groups.iter().find(|g| g.producer.is_none());
-    let inputs_before = g.input_shapes().first().and_then(|s| s.last()).copied().unwrap_or(0);
-    let kept_inputs: Vec<usize> = input.map_or_else(|| (0..inputs_before).collect(), |g| g.keep.clone());
+    let inputs_before = g
+        .input_shapes()
+        .first()
+        .and_then(|s| s.last())
+        .copied()
+        .unwrap_or(0);
+    let kept_inputs: Vec<usize> =
+        input.map_or_else(|| (0..inputs_before).collect(), |g| g.keep.clone());
     let names = model.feature_names();
-    let kept_input_names = names
-        .as_ref()
-        .map(|n| kept_inputs.iter().map(|&i| n[i].clone()).collect::<Vec<_>>());
+    let kept_input_names = names.as_ref().map(|n| {
+        kept_inputs
+            .iter()
+            .map(|&i| n[i].clone())
+            .collect::<Vec<_>>()
+    });
     shrunk.set_feature_names(kept_input_names.as_deref())?;
     let max_difference = check_predictions(model, &shrunk, &kept_inputs)?;
     let mut layers: Vec<LayerShrink> = groups
         .iter()
         .map(|grp| LayerShrink {
-            layer: grp.producer.map_or("input".into(), |p| model.layers[p].name.clone()),
+            layer: grp
+                .producer
+                .map_or("input".into(), |p| model.layers[p].name.clone()),
             class_name: grp
                 .producer
                 .map_or("InputLayer".into(), |p| model.layers[p].class_name.clone()),
@@ -884,7 +910,11 @@ fn check_predictions(before: &Model, after: &Model, kept: &[usize]) -> Result<f6
         }
         for (p, q) in a.iter().zip(b.iter()) {
             let d = f64::from((p - q).abs());
-            max = if d.is_nan() { f64::INFINITY } else { max.max(d) };
+            max = if d.is_nan() {
+                f64::INFINITY
+            } else {
+                max.max(d)
+            };
         }
     }
     Ok(max)
@@ -908,7 +938,14 @@ impl fmt::Display for ShrinkReport {
             })
             .collect();
         f.write_str(&super::table::render(
-            &["Layer", "Class", "Units before", "Units after", "Removed", "Folded"],
+            &[
+                "Layer",
+                "Class",
+                "Units before",
+                "Units after",
+                "Removed",
+                "Folded",
+            ],
             &rows,
             &[false, false, true, true, true, true],
             None,
