@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod model;
 pub mod prune;
+pub mod tabular;
 pub mod text;
 
 pub use archive::KerasFile;

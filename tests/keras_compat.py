@@ -1454,8 +1454,8 @@ def main(argv=None):
     parser.add_argument(
         "--sections",
         nargs="+",
-        choices=["convert", "finetune", "prune", "graph", "applications", "legacy", "dtypes"],
-        default=["convert", "finetune", "prune", "graph", "applications", "legacy", "dtypes"],
+        choices=["convert", "finetune", "prune", "graph", "applications", "legacy", "dtypes", "shrink"],
+        default=["convert", "finetune", "prune", "graph", "applications", "legacy", "dtypes", "shrink"],
         help="which sections to run (default: all)",
     )
     parser.add_argument(
@@ -1632,11 +1632,87 @@ def main(argv=None):
             run_legacy_section(args, out_dir, report)
         if "dtypes" in args.sections:
             run_dtypes_section(args, out_dir, report)
+        if "shrink" in args.sections:
+            run_shrink_section(args, out_dir, report)
     summary = f"{passed} passed, {failed} failed"
     if skipped:
         summary += f", {skipped} skipped"
     print(summary)
     return 1 if failed else 0
+
+
+
+# section 7: shrunk models (fixtures/shrink, made by generate_shrink.py)
+
+SHRINK_MANIFEST = os.path.join("shrink", "manifest.json")
+SHRINK_ATOL = 1e-6
+
+
+def check_shrink_case(case, args, out_dir):
+    """`kerasrs shrink` of a model with zero rows and columns: Keras loads the
+    result, it has fewer parameters, predicts within 1e-6 of the original on
+    the kept input columns, and fits one epoch from its stored state."""
+    failures = []
+    src = os.path.join(args.fixtures, case["model"])
+    dst = os.path.join(out_dir, case["name"] + ".keras")
+    cmd = [args.kerasrs, "shrink", src, "--output", dst, "--json"]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=args.timeout
+        )
+    except subprocess.TimeoutExpired:
+        return ["shrink timed out"]
+    if proc.returncode != 0:
+        return [f"shrink failed: {proc.stderr.strip()}"]
+    rep = json.loads(proc.stdout)
+    expect = case["expect"]
+    if rep["kept_inputs"] != expect["kept_inputs"]:
+        failures.append(f"kept_inputs {rep['kept_inputs']} != {expect['kept_inputs']}")
+    units = {l["layer"]: l["units_after"] for l in rep["layers"]}
+    for layer, n in expect["units_after"].items():
+        if units.get(layer) != n:
+            failures.append(f"{layer}: {units.get(layer)} units, expected {n}")
+    original = keras.saving.load_model(src)
+    shrunk, warned = load_quietly(dst)
+    if warned:
+        failures.append(f"Keras warned while loading: {sorted(warned)}")
+    if shrunk.count_params() != rep["params_after"]:
+        failures.append(
+            f"Keras counts {shrunk.count_params()} parameters, kerasrs {rep['params_after']}"
+        )
+    if not shrunk.count_params() < original.count_params():
+        failures.append("no fewer parameters")
+    x = np.load(os.path.join(args.fixtures, case["x"]))
+    y = original.predict(x, verbose=0)
+    ys = shrunk.predict(x[..., rep["kept_inputs"]], verbose=0)
+    diff = float(np.max(np.abs(y - ys)))
+    if not diff <= SHRINK_ATOL:
+        failures.append(f"predictions differ by {diff:.3g} (> {SHRINK_ATOL})")
+    if int(shrunk.optimizer.iterations.numpy()) != int(original.optimizer.iterations.numpy()):
+        failures.append("optimizer iterations not carried over")
+    loss = str(shrunk.loss)
+    target = np.argmax(y, axis=-1) if "sparse" in loss else y
+    try:
+        shrunk.fit(x[..., rep["kept_inputs"]], target, epochs=1, verbose=0)
+    except Exception as e:  # noqa: BLE001 - report any failure to train
+        failures.append(f"fit from the shrunk file failed: {e}")
+    return failures
+
+
+def run_shrink_section(args, out_dir, report):
+    path = os.path.join(args.fixtures, SHRINK_MANIFEST)
+    manifest = load_manifest(path)
+    if manifest is None:
+        report("shrink manifest", [f"cannot read {path}"])
+        return
+    shrink_dir = os.path.join(out_dir, "shrink")
+    os.makedirs(shrink_dir, exist_ok=True)
+    for case in manifest["cases"]:
+        if args.only and case["name"] not in args.only:
+            continue
+        failures = check_shrink_case(case, args, shrink_dir)
+        keras.backend.clear_session()
+        report(f"shrink {case['name']}", failures)
 
 
 def load_manifest(path):

@@ -289,3 +289,63 @@ fn sigterm_stops_training_cleanly() {
         assert!(left.is_empty(), "{signal}: left {left:?}");
     }
 }
+
+/// `finetune --csv` on the data of a Keras fit written as CSV
+/// (`fixtures/shrink/adam_l1_sparse_ce.csv`, made by
+/// `fixtures/generate_shrink.py` from `training/adam_l1_sparse_ce.data.npz`
+/// with 9 significant digits, which `np.loadtxt(dtype=float32)` reads back
+/// bit for bit) ends where Keras's `fit(shuffle=False)` did, and records the
+/// CSV header as the model's feature names.
+#[test]
+fn finetune_csv_matches_keras_fit() {
+    let m = manifest();
+    let case = m
+        .cases
+        .iter()
+        .find(|c| c.name == "adam_l1_sparse_ce")
+        .expect("case adam_l1_sparse_ce");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("csv.keras");
+    let hist = dir.path().join("csv.history.csv");
+    let mut args = finetune_args(case, &out, &hist);
+    let at = args.iter().position(|a| a == "--data").unwrap();
+    args[at] = "--csv".into();
+    args[at + 1] = fixtures_dir()
+        .join("shrink/adam_l1_sparse_ce.csv")
+        .to_string_lossy()
+        .into_owned();
+    args.extend(["--target".into(), "label".into()]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, stderr) = kerasrs(&argv);
+    assert!(ok, "{stderr}");
+    let ours = KerasFile::open(&out).unwrap();
+    let keras = KerasFile::open(fixtures_dir().join(&case.after)).unwrap();
+    compare_weights(&ours.weights, &keras.weights).unwrap();
+    compare_history(&case.history, &std::fs::read_to_string(&hist).unwrap()).unwrap();
+    let names = kerasrs::Model::open(&out).unwrap().feature_names().unwrap();
+    assert_eq!(names, ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"]);
+    // A bad cell is named by row and column.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "f0,f1,f2,f3,f4,f5,f6,f7,label\n1,2,3,4,5,6,7,8,0\n1,2,x,4,5,6,7,8,1\n",
+    )
+    .unwrap();
+    let bad_out = dir.path().join("bad.keras");
+    let (ok, _, stderr) = kerasrs(&[
+        "finetune",
+        &fixtures_dir().join(&case.before).to_string_lossy(),
+        "--csv",
+        &bad.to_string_lossy(),
+        "--target",
+        "label",
+        "--output",
+        &bad_out.to_string_lossy(),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("expected a number at row 2 (line 3), column `f2`, found `x`"),
+        "{stderr}"
+    );
+    assert!(!bad_out.exists());
+}

@@ -1,4 +1,4 @@
-//! The data options shared by `finetune` and `evaluate`.
+//! The data options shared by `finetune`, `evaluate` and `sweep`.
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,7 @@ pub struct DataArgs {
     /// Inputs and targets in one `.npz` archive: arrays named after the
     /// model's input and output layers (`kerasrs load` lists them), or
     /// `x` and `y` (see `--x-key`, `--y-key`) for one input and one output.
-    #[arg(long, value_name = "D.npz", required_unless_present = "x")]
+    #[arg(long, value_name = "D.npz", required_unless_present_any = ["x", "csv"])]
     pub data: Option<PathBuf>,
     /// Name of the inputs array inside `--data`.
     #[arg(long, default_value = "x", requires = "data")]
@@ -33,6 +33,85 @@ pub struct DataArgs {
     /// Name of the targets array inside `--data`.
     #[arg(long, default_value = "y", requires = "data")]
     pub y_key: String,
+    /// Inputs and targets in one CSV file: a header row naming the columns,
+    /// then numbers (read as float32); the `--target` columns are the
+    /// targets (class labels or values, as the loss takes them), the
+    /// `--features` columns (default: all others) the model's inputs. The
+    /// column names are recorded as the model's feature names.
+    #[arg(long, value_name = "FILE.csv", requires = "target", conflicts_with_all = ["x", "data"])]
+    pub csv: Option<PathBuf>,
+    /// The target column(s) of `--csv`, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "COL", requires = "csv")]
+    pub target: Option<Vec<String>>,
+    /// The feature columns of `--csv`, comma-separated, in the model's input
+    /// order (default: the feature names the model records, else every
+    /// column but the targets, in file order).
+    #[arg(long, value_delimiter = ',', value_name = "COL", requires = "csv")]
+    pub features: Option<Vec<String>>,
+    /// Names of the input features, one per line, recorded in the written
+    /// model (instead of the CSV header's).
+    #[arg(long, value_name = "FILE")]
+    pub feature_names: Option<PathBuf>,
+}
+
+/// Data for a model, with the names of its input columns when known.
+pub struct Loaded {
+    /// One array per model input.
+    pub x: Vec<F32Data>,
+    /// One array per model output.
+    pub y: Vec<ArrayD<f32>>,
+    /// The input columns' names (`--csv` header or `--feature-names`).
+    pub feature_names: Option<Vec<String>>,
+}
+
+/// Read a CSV of features (and `targets`) for a model with one input of
+/// `width` columns per sample.
+pub fn csv_table(
+    path: &Path,
+    model: &Model,
+    targets: &[String],
+    features: Option<&[String]>,
+) -> Result<crate::tabular::Table> {
+    let g = &model.graph;
+    if g.inputs.len() != 1 {
+        bail!(
+            "`--csv` gives one table of features, but the model has {} inputs ({}): use `--data` \
+             with one array per input",
+            g.inputs.len(),
+            g.input_names.join(", ")
+        );
+    }
+    let table = crate::tabular::read_csv(path, &crate::tabular::Columns { targets, features })?;
+    let want = g.input_shapes()[0];
+    if want != [table.x.ncols()] {
+        bail!(
+            "the model takes inputs of shape {} but `{}` gives {} feature columns ({}){}",
+            crate::model::layers::keras_shape(want),
+            path.display(),
+            table.x.ncols(),
+            crate::text::sanitize(&table.feature_names.join(", ")),
+            if features.is_none() {
+                ": pick them with `--features COL,...`"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(table)
+}
+
+/// The names in `--feature-names FILE`, checked against the model's input.
+pub fn names_file(path: &Path, model: &Model) -> Result<Vec<String>> {
+    let names = crate::tabular::read_feature_names(path)?;
+    match model.feature_width() {
+        Some(w) if w == names.len() => Ok(names),
+        Some(w) => bail!(
+            "`{}` holds {} feature names, but the model takes {w} input columns",
+            path.display(),
+            names.len()
+        ),
+        None => bail!("feature names apply to a model with one input of one axis"),
+    }
 }
 
 impl DataArgs {
@@ -42,6 +121,50 @@ impl DataArgs {
     /// or one output); `--x`/`--y` take `.npy` arrays, or `.npz` archives of
     /// arrays named after the inputs / outputs.
     pub fn load_for(&self, model: &Model) -> Result<(Vec<F32Data>, Vec<ArrayD<f32>>)> {
+        let loaded = self.load(model)?;
+        Ok((loaded.x, loaded.y))
+    }
+
+    /// [`DataArgs::load_for`] with the feature names of the data (the CSV
+    /// header, or `--feature-names`).
+    pub fn load(&self, model: &Model) -> Result<Loaded> {
+        let named = match &self.feature_names {
+            Some(path) => Some(names_file(path, model)?),
+            None => None,
+        };
+        if let (Some(path), Some(targets)) = (&self.csv, &self.target) {
+            let g = &model.graph;
+            if g.outputs.len() != 1 {
+                bail!(
+                    "`--csv` gives one set of targets, but the model has {} outputs ({}): use \
+                     `--data` with one array per output",
+                    g.outputs.len(),
+                    g.output_names.join(", ")
+                );
+            }
+            // Default columns: the features the model records (a shrunk
+            // model takes fewer), else all but the targets.
+            let recorded = model.feature_names();
+            let features = self.features.as_deref().or(recorded.as_deref());
+            let table = csv_table(path, model, targets, features)?;
+            let width = g.output_shapes()[0].last().copied().unwrap_or(1);
+            let y = table.targets_for(width);
+            let names = named.unwrap_or_else(|| table.feature_names.clone());
+            return Ok(Loaded {
+                x: vec![F32Data::from(table.x.into_dyn())],
+                y: vec![y],
+                feature_names: Some(names),
+            });
+        }
+        let (x, y) = self.load_arrays(model)?;
+        Ok(Loaded {
+            x,
+            y,
+            feature_names: named,
+        })
+    }
+
+    fn load_arrays(&self, model: &Model) -> Result<(Vec<F32Data>, Vec<ArrayD<f32>>)> {
         let g = &model.graph;
         match (&self.x, &self.y, &self.data) {
             (Some(x), Some(y), None) => Ok((
@@ -73,7 +196,7 @@ impl DataArgs {
                     read_arrays(d, yk, read_npz_f32, read_npy_f32)?,
                 ))
             }
-            _ => bail!("give either `--x X --y Y` or `--data D.npz`"),
+            _ => bail!("give `--x X --y Y`, `--data D.npz` or `--csv FILE --target COL`"),
         }
     }
 
@@ -84,6 +207,8 @@ impl DataArgs {
             ("`--x`", &self.x),
             ("`--y`", &self.y),
             ("`--data`", &self.data),
+            ("`--csv`", &self.csv),
+            ("`--feature-names`", &self.feature_names),
         ]
         .into_iter()
         .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))

@@ -51,6 +51,7 @@ use crate::model::Regularizer;
 #[command(after_help = "Examples:\n  \
       kerasrs finetune fixtures/models/digits.keras --data fixtures/digits.npz --epochs 5 --output tuned.keras\n  \
       kerasrs finetune model.keras --x x.npy --y y.npy --l1 1e-4 --validation-split 0.2 --output sparse.keras\n  \
+      kerasrs finetune model.keras --csv data.csv --target label --epochs 5 --output tuned.keras\n  \
       kerasrs finetune uncompiled.keras --data d.npz --optimizer adam --loss mse --learning-rate 0.01 --output out.keras\n  \
       kerasrs finetune model.keras --data d.npz --freeze dense --history history.csv --output out.keras\n  \
       kerasrs finetune pruned.keras --data d.npz --epochs 2 --keep-sparsity --output tuned.keras\n  \
@@ -373,12 +374,16 @@ pub fn run(args: Args) -> Result<()> {
     let mut model = super::open_model(&args.model, args.config.as_deref())?;
     configure(&mut model, train_args, regularizer(args.l1, train_args.l2)?)?;
     let mut prepared = prepare(&model, &train_args.overrides(), true)?;
+    let loaded = args.data.load(&model)?;
+    if let Some(names) = &loaded.feature_names {
+        model.set_feature_names(Some(names))?;
+    }
     let (train, validation) = datasets(
         &model,
         &prepared,
         &args.data,
         train_args,
-        args.data.load_for(&model)?,
+        (loaded.x, loaded.y),
     )?;
     if !train_args.quiet {
         for note in &prepared.notes {

@@ -12,6 +12,7 @@ mod paths;
 mod predict;
 mod progress;
 mod prune;
+mod shrink;
 mod sparsity;
 mod sweep;
 
@@ -59,6 +60,7 @@ enum Command {
     Prune(prune::Args),
     Sparsity(sparsity::Args),
     Sweep(sweep::Args),
+    Shrink(shrink::Args),
 }
 
 /// Open the model a command names (any supported source), printing the
@@ -83,5 +85,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Prune(a) => prune::run(a),
         Command::Sparsity(a) => sparsity::run(a),
         Command::Sweep(a) => sweep::run(a),
+        Command::Shrink(a) => shrink::run(a),
     }
 }

@@ -16,7 +16,8 @@ use crate::data::{write_npy_f32, write_npz_f32};
       kerasrs predict model.keras --input x.npy --output y.npy\n  \
       kerasrs predict model.keras --input x.npy --output y.npy --batch-size 1024\n  \
       kerasrs predict fixtures/models/digits.keras --input fixtures/digits.npz --input-key x --output target/digits-pred.npy\n  \
-      kerasrs predict two_inputs.keras --input inputs.npz --output outputs.npz")]
+      kerasrs predict two_inputs.keras --input inputs.npz --output outputs.npz\n  \
+      kerasrs predict shrunk.keras --csv data.csv --output y.npy")]
 pub struct Args {
     /// The model: a `.keras` archive (Keras 3, tf_keras 2.15), an unzipped
     /// archive directory, a legacy `.h5` model, or weights only (`.weights.h5`,
@@ -28,8 +29,17 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Input array: shape (N, ...input shape), float32 (float64/int are cast).
-    #[arg(long, short)]
-    input: PathBuf,
+    #[arg(long, short, required_unless_present = "csv", conflicts_with = "csv")]
+    input: Option<PathBuf>,
+    /// Inputs from a CSV file with a header row: the columns named by
+    /// `--features`, else the model's recorded feature names (a model
+    /// fine-tuned on a CSV, or shrunk), else every column.
+    #[arg(long, value_name = "FILE.csv")]
+    csv: Option<PathBuf>,
+    /// The feature columns of `--csv`, comma-separated, in the model's input
+    /// order.
+    #[arg(long, value_delimiter = ',', value_name = "COL", requires = "csv")]
+    features: Option<Vec<String>>,
     /// Where to write the predictions (float32 `.npy`).
     #[arg(long, short)]
     output: PathBuf,
@@ -44,9 +54,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let input = args
+        .input
+        .as_deref()
+        .or(args.csv.as_deref())
+        .context("give `--input X.npy` or `--csv FILE`")?;
     super::paths::RunFiles::new(&args.model)
         .inputs(args.config.as_deref().map(|c| ("`--config`", c)))
-        .input("`--input`", &args.input)
+        .input(
+            if args.csv.is_some() {
+                "`--csv`"
+            } else {
+                "`--input`"
+            },
+            input,
+        )
         .typed_output(
             super::paths::OUTPUT,
             &args.output,
@@ -55,18 +77,24 @@ pub fn run(args: Args) -> Result<()> {
         .check()?;
     let model = super::open_model(&args.model, args.config.as_deref())?;
     let g = &model.graph;
-    let xs = super::data_args::prediction_inputs(
-        &args.input,
-        &g.input_names,
-        args.input_key.as_deref(),
-    )?;
+    let xs = match &args.csv {
+        Some(csv) => {
+            let recorded = model.feature_names();
+            let features = args.features.as_deref().or(recorded.as_deref());
+            let table = super::data_args::csv_table(csv, &model, &[], features)?;
+            vec![table.x.into_dyn()]
+        }
+        None => {
+            super::data_args::prediction_inputs(input, &g.input_names, args.input_key.as_deref())?
+        }
+    };
     let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
     let ys = model
         .predict_all(&views, args.batch_size as usize)
         .with_context(|| {
             format!(
                 "`{}` does not fit `{}`",
-                args.input.display(),
+                input.display(),
                 args.model.display()
             )
         })?;

@@ -33,6 +33,10 @@ pub struct Args {
     /// Print the report as JSON (every feature, not only the top ones).
     #[arg(long)]
     json: bool,
+    /// Names of the input features, one per line (default: the names the
+    /// model records, from the CSV it was fine-tuned on).
+    #[arg(long, value_name = "FILE")]
+    feature_names: Option<PathBuf>,
     /// Also draw per-layer log10|w| histograms into this SVG file.
     #[arg(long, value_name = "OUT.svg")]
     plot: Option<PathBuf>,
@@ -45,7 +49,11 @@ pub fn run(args: Args) -> Result<()> {
             .typed_output("`--plot`", plot, super::paths::OutputKind::Plot)
             .check()?;
     }
-    let model = super::open_model(&args.model, args.config.as_deref())?;
+    let mut model = super::open_model(&args.model, args.config.as_deref())?;
+    if let Some(path) = &args.feature_names {
+        let names = super::data_args::names_file(path, &model)?;
+        model.set_feature_names(Some(&names))?;
+    }
     let report = sparsity_report(&model);
     if let Some(plot) = &args.plot {
         let svg = histogram_svg(&report)?;

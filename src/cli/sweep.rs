@@ -93,6 +93,10 @@ pub struct SweepRow {
     pub features_kept: Option<usize>,
     /// Input features of the first Dense layer.
     pub features: Option<usize>,
+    /// The names of the kept features, by decreasing L1 norm of their
+    /// kernel row, when the model records feature names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_features: Option<Vec<String>>,
     /// Where the model was written.
     pub model: PathBuf,
 }
@@ -248,6 +252,13 @@ fn run_one(
         sparsity: kernel_sparsity(&model),
         features_kept: features.applies.then_some(features.ranked.len()),
         features: features.applies.then_some(features.features),
+        kept_features: features.named().then(|| {
+            features
+                .ranked
+                .iter()
+                .filter_map(|r| r.name.clone())
+                .collect()
+        }),
         model: path,
     };
     Ok((row, format!("{prefix}{name}"), higher))
@@ -357,8 +368,12 @@ pub fn run(mut args: Args) -> Result<()> {
         }
         return Err(e);
     }
-    let base = super::open_model(&args.model, args.config.as_deref())?;
-    let data = args.data.load_for(&base)?;
+    let mut base = super::open_model(&args.model, args.config.as_deref())?;
+    let loaded = args.data.load(&base)?;
+    if let Some(names) = &loaded.feature_names {
+        base.set_feature_names(Some(names))?;
+    }
+    let data = (loaded.x, loaded.y);
     let mut rows = Vec::with_capacity(strengths.len());
     let mut metric = (String::new(), true);
     for (i, &l1) in strengths.iter().enumerate() {
@@ -408,6 +423,14 @@ pub fn run(mut args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", sanitize_text(&report.to_string()));
+        if let Some(names) = &report.rows[selected].kept_features {
+            println!(
+                "Features kept by the selected model ({} of {}, by the L1 norm of their kernel row): {}",
+                names.len(),
+                report.rows[selected].features.unwrap_or(names.len()),
+                sanitize(&names.join(", "))
+            );
+        }
     }
     if !args.train.quiet {
         eprintln!(
@@ -431,6 +454,7 @@ mod tests {
             sparsity,
             features_kept: None,
             features: None,
+            kept_features: None,
             model: PathBuf::new(),
         }
     }

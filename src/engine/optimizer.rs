@@ -471,6 +471,17 @@ impl Optimizer {
         order
     }
 
+    /// For each saved variable (`optimizer/vars/i`, in Keras's order) the
+    /// trainable variable it is a slot of (`None` for `iterations`, the
+    /// learning rate and Nadam's `u_product`), as [`Optimizer::load_state`]
+    /// reads them.
+    pub fn slot_variables(&self) -> Vec<Option<usize>> {
+        let mut out = vec![None; self.leading_vars()];
+        out.extend(self.slot_order().into_iter().map(|(var, _)| Some(var)));
+        out.extend(std::iter::repeat_n(None, self.trailing_vars()));
+        out
+    }
+
     /// The names Keras gives the saved variables, given the trainable
     /// variables' paths (`dense/kernel`): `iteration`, `learning_rate`,
     /// `dense_kernel_momentum`, ... (without the optimizer name prefix).

@@ -26,6 +26,10 @@ pub use layer::{Dense, Layer, LayerKind};
 pub use regularizer::Regularizer;
 
 use crate::archive::KerasFile;
+
+/// The archive member where kerasrs records what Keras has no place for
+/// (input feature names); Keras's loader ignores members it does not know.
+pub const KERASRS_MEMBER: &str = "kerasrs.json";
 use crate::error::{Error, Result};
 
 /// A Keras model kerasrs can run: a chain of supported layers.
@@ -361,6 +365,83 @@ impl Model {
             }
         }
         Ok(file)
+    }
+
+    /// The names of the model's input features (the columns of the CSV it
+    /// was trained on, or `--feature-names`), recorded in the archive member
+    /// [`KERASRS_MEMBER`], which Keras ignores. `None` when the archive has
+    /// none, or they do not fit the model's input (one input of one axis,
+    /// one name per column).
+    pub fn feature_names(&self) -> Option<Vec<String>> {
+        let member = self
+            .source
+            .members
+            .iter()
+            .find(|m| m.name == KERASRS_MEMBER && !m.is_dir)?;
+        let v: Value = serde_json::from_slice(&member.data).ok()?;
+        let names: Vec<String> = v
+            .get("feature_names")?
+            .as_array()?
+            .iter()
+            .map(|n| n.as_str().map(str::to_string))
+            .collect::<Option<_>>()?;
+        (self.feature_width() == Some(names.len())).then_some(names)
+    }
+
+    /// The number of input columns feature names describe: the width of a
+    /// model with one input of one axis.
+    pub fn feature_width(&self) -> Option<usize> {
+        match self.graph.input_shapes()[..] {
+            [[width]] => Some(*width),
+            _ => None,
+        }
+    }
+
+    /// Record (or, with `None`, remove) the input feature names in the
+    /// archive member [`KERASRS_MEMBER`]; there must be one per input column.
+    pub fn set_feature_names(&mut self, names: Option<&[String]>) -> Result<()> {
+        let members = &mut self.source.members;
+        let Some(names) = names else {
+            members.retain(|m| m.name != KERASRS_MEMBER);
+            return Ok(());
+        };
+        match self.feature_width() {
+            Some(width) if width == names.len() => {}
+            Some(width) => {
+                return Err(Error::mismatch(
+                    format!("{width} feature names (one per input column)"),
+                    format!("{} names", names.len()),
+                ));
+            }
+            None => {
+                return Err(Error::invalid(format!(
+                    "feature names describe the columns of a model with one input of one                      axis; this one takes {}",
+                    self.graph
+                        .input_shapes()
+                        .iter()
+                        .map(|s| crate::model::layers::keras_shape(s))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let data = serde_json::to_vec_pretty(&serde_json::json!({ "feature_names": names }))
+            .map_err(Error::json)?;
+        let members = &mut self.source.members;
+        match members.iter_mut().find(|m| m.name == KERASRS_MEMBER) {
+            Some(m) => {
+                m.data = data;
+                m.is_dir = false;
+            }
+            None => members.push(crate::archive::Member {
+                name: KERASRS_MEMBER.into(),
+                compression: zip::CompressionMethod::Deflated,
+                modified: None,
+                data,
+                is_dir: false,
+            }),
+        }
+        Ok(())
     }
 
     /// Write the model to `path` atomically.

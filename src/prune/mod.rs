@@ -28,6 +28,7 @@
 
 pub mod plot;
 mod rank;
+pub mod shrink;
 pub mod sparsity;
 pub(crate) mod table;
 

@@ -162,6 +162,9 @@ pub struct FeatureRow {
     pub l1: f64,
     /// Exact zeros in the row.
     pub zeros: usize,
+    /// The feature's name, when the model records feature names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 fn fraction(part: usize, whole: usize) -> f64 {
@@ -290,6 +293,7 @@ fn embedding_rows(model: &Model) -> Option<FeatureSelection> {
             position: vec![index],
             l1: row.iter().map(|w| f64::from(w.abs())).sum(),
             zeros,
+            name: None,
         };
         if zeros == dim {
             dropped.push(feature);
@@ -342,6 +346,9 @@ fn feature_selection(model: &Model) -> FeatureSelection {
     } else {
         vec![kernel.nrows()]
     };
+    let names = model
+        .feature_names()
+        .filter(|n| input_shape.len() == 1 && n.len() == kernel.nrows());
     let mut dropped = Vec::new();
     let mut ranked = Vec::new();
     for (index, row) in kernel.rows().into_iter().enumerate() {
@@ -351,6 +358,7 @@ fn feature_selection(model: &Model) -> FeatureSelection {
             position: unravel(index, &input_shape),
             l1: row.iter().map(|w| f64::from(w.abs())).sum(),
             zeros,
+            name: names.as_ref().map(|n| n[index].clone()),
         };
         if zeros == row.len() {
             dropped.push(feature);
@@ -432,7 +440,9 @@ fn shape_text(shape: &[usize]) -> String {
 
 impl FeatureRow {
     fn label(&self, shape: &[usize]) -> String {
-        if shape.len() > 1 {
+        if let Some(name) = &self.name {
+            format!("{} ({name})", self.index)
+        } else if shape.len() > 1 {
             let pos: Vec<String> = self.position.iter().map(usize::to_string).collect();
             format!("{} ({})", self.index, pos.join(", "))
         } else {
@@ -442,6 +452,17 @@ impl FeatureRow {
 }
 
 impl FeatureSelection {
+    /// True when the features carry names.
+    pub fn named(&self) -> bool {
+        self.applies
+            && self
+                .ranked
+                .iter()
+                .chain(&self.dropped)
+                .all(|r| r.name.is_some())
+            && !(self.ranked.is_empty() && self.dropped.is_empty())
+    }
+
     fn headline(&self) -> String {
         match (&self.reason, &self.layer) {
             (Some(reason), _) => format!("Feature selection: does not apply ({reason})"),
