@@ -115,11 +115,11 @@ fn unsupported_dtype_policy() {
     let dir = tempfile::tempdir().unwrap();
     let path = edited(dir.path(), "f16.keras", |f| {
         f.config["config"]["layers"][1]["config"]["dtype"]["config"]["name"] =
-            "mixed_float16".into();
+            "int8_from_float32".into();
     });
     let err = fails(&["load", s(&path)]);
     assert!(
-        err.contains("unsupported dtype policy `mixed_float16`"),
+        err.contains("unsupported dtype policy `int8_from_float32`"),
         "{err}"
     );
 }

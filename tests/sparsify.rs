@@ -695,7 +695,7 @@ fn sweep_on_digits() {
     assert!(svg.starts_with("<svg"), "{}", &svg[..60]);
     assert!(svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("val_accuracy against the L1 strength"));
-    assert!(svg.contains("sparsity (exact zeros in Dense kernels)"));
+    assert!(svg.contains("sparsity (exact zeros in kernels)"));
     assert!(svg.contains("L1 strength (log scale)"));
     assert!(svg.matches("<circle").count() >= 2 * rows.len() + 2);
 

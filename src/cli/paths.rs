@@ -136,9 +136,6 @@ impl<'a> RunFiles<'a> {
         for (_, path) in &self.outputs {
             check_output_target(path)?;
         }
-        for (what, path, kind) in &self.kinds {
-            kind.check(what, path)?;
-        }
         let inputs: Vec<Identity> = self.inputs.iter().map(|(_, p)| Identity::of(p)).collect();
         let outputs: Vec<Identity> = self.outputs.iter().map(|(_, p)| Identity::of(p)).collect();
         for (i, (flag, path)) in self.outputs.iter().enumerate() {
@@ -173,6 +170,11 @@ impl<'a> RunFiles<'a> {
                     );
                 }
             }
+        }
+        // An output's format comes last: overwriting an input is the
+        // graver mistake to report.
+        for (what, path, kind) in &self.kinds {
+            kind.check(what, path)?;
         }
         Ok(())
     }
