@@ -464,24 +464,32 @@ fn corrupt_optimizer_state_is_refused_on_load() {
     assert!(!dir.path().join("out.keras").exists());
 }
 
-/// The digits model with its weights member replaced by `weights` (raw
-/// bytes, as a hostile writer would put them).
-fn with_weights_member(dir: &Path, name: &str, weights: &[u8]) -> PathBuf {
+/// A zip at `path` holding `members` in order, each written with `method`
+/// (raw bytes, as a hostile writer would put them).
+fn write_zip(path: &Path, method: zip::CompressionMethod, members: &[(&str, &[u8])]) {
     use std::io::Write;
-    let src = KerasFile::open(digits()).unwrap();
-    let path = dir.join(name);
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let opts =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (member, bytes) in [
-        ("metadata.json", src.metadata.to_string().into_bytes()),
-        ("config.json", src.config.to_string().into_bytes()),
-        ("model.weights.h5", weights.to_vec()),
-    ] {
-        zip.start_file(member, opts).unwrap();
-        zip.write_all(&bytes).unwrap();
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+    for (member, bytes) in members {
+        zip.start_file(*member, opts).unwrap();
+        zip.write_all(bytes).unwrap();
     }
     zip.finish().unwrap();
+}
+
+/// The digits model with its weights member replaced by `weights`.
+fn with_weights_member(dir: &Path, name: &str, weights: &[u8]) -> PathBuf {
+    let src = KerasFile::open(digits()).unwrap();
+    let path = dir.join(name);
+    write_zip(
+        &path,
+        zip::CompressionMethod::Stored,
+        &[
+            ("metadata.json", src.metadata.to_string().as_bytes()),
+            ("config.json", src.config.to_string().as_bytes()),
+            ("model.weights.h5", weights),
+        ],
+    );
     path
 }
 
@@ -522,23 +530,18 @@ fn hdf5_memory_bombs_are_refused() {
 /// only to its declared size plus one byte, and refused.
 #[test]
 fn zip_members_are_read_only_to_their_declared_size() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lying.keras");
     let src = KerasFile::open(digits()).unwrap();
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let deflate = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    zip.start_file("metadata.json", deflate).unwrap();
-    zip.write_all(src.metadata.to_string().as_bytes()).unwrap();
-    zip.start_file("config.json", deflate).unwrap();
-    zip.write_all(src.config.to_string().as_bytes()).unwrap();
-    zip.start_file("assets/blob.bin", deflate).unwrap();
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..64 {
-        zip.write_all(&zeros).unwrap();
-    }
-    zip.finish().unwrap();
+    write_zip(
+        &path,
+        zip::CompressionMethod::Deflated,
+        &[
+            ("metadata.json", src.metadata.to_string().as_bytes()),
+            ("config.json", src.config.to_string().as_bytes()),
+            ("assets/blob.bin", &vec![0u8; 64 << 20]),
+        ],
+    );
     // Patch the member's declared size (local header and central directory)
     // to 1000 bytes.
     let mut bytes = std::fs::read(&path).unwrap();
@@ -572,20 +575,18 @@ fn zip_members_are_read_only_to_their_declared_size() {
 /// compressed; parsed, about 25 times its text) is refused before parsing.
 #[test]
 fn json_bombs_are_refused_before_parsing() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("json.keras");
     let src = KerasFile::open(digits()).unwrap();
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let deflate = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    zip.start_file("metadata.json", deflate).unwrap();
-    zip.write_all(src.metadata.to_string().as_bytes()).unwrap();
-    zip.start_file("config.json", deflate).unwrap();
-    zip.write_all(b"[").unwrap();
-    zip.write_all("{},".repeat(3_000_000).as_bytes()).unwrap();
-    zip.write_all(b"{}]").unwrap();
-    zip.finish().unwrap();
+    let config = format!("[{}{{}}]", "{},".repeat(3_000_000));
+    write_zip(
+        &path,
+        zip::CompressionMethod::Deflated,
+        &[
+            ("metadata.json", src.metadata.to_string().as_bytes()),
+            ("config.json", config.as_bytes()),
+        ],
+    );
     assert!(std::fs::metadata(&path).unwrap().len() < 100_000);
     let err = refused(&["load", s(&path)]);
     assert!(
