@@ -235,6 +235,43 @@ fn seq_models_match_keras() {
     suite_matches_keras("seq");
 }
 
+/// A masked model output: `kerasrs evaluate` weighs the loss and the metrics
+/// by the mask, as Keras's `evaluate` does (`<case>.evaluate.json`, written by
+/// `generate_seq.py`); `fit`'s loss is masked too (the suite above), its
+/// metrics are not (as in Keras-JAX's `train_step`).
+#[test]
+fn masked_outputs_evaluate_like_keras() {
+    let dir = fixtures_dir().join("seq");
+    for name in ["masked_sequence_labels", "masked_sequence_regression"] {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.evaluate.json"))).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let model = dir.join(format!("{name}.after.keras"));
+        let data = dir.join(format!("{name}.data.npz"));
+        let batch = expected["batch_size"].to_string();
+        let (ok, out, err) = kerasrs(&[
+            "evaluate",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--batch-size",
+            &batch,
+            "--json",
+        ]);
+        assert!(ok, "{name}: {err}");
+        let ours: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let logs = expected["logs"].as_object().unwrap();
+        assert_eq!(ours.as_object().unwrap().len(), logs.len(), "{name}: {out}");
+        for (key, want) in logs {
+            let want = want.as_f64().unwrap();
+            let got = ours[key].as_f64().unwrap_or(f64::NAN);
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "{name}: {key} {got} vs keras {want}"
+            );
+        }
+    }
+}
+
 #[test]
 fn conv_models_match_keras() {
     suite_matches_keras("conv");

@@ -58,22 +58,39 @@ impl Trace {
 }
 
 impl Trace {
-    /// Losses of outputs that carry a Keras mask are masked in Keras
-    /// (`keras/src/losses/loss.py` `apply_mask`); that is not implemented,
-    /// so such outputs are refused for losses and metrics.
-    pub fn check_unmasked_outputs(&self, model: &Model) -> Result<()> {
-        for (&o, name) in model.graph.outputs.iter().zip(&model.graph.output_names) {
-            if self.masks.get(o).is_some_and(Option::is_some) {
-                return Err(Error::unsupported(
-                    "loss on a masked output",
-                    format!("output `{name}` carries a mask"),
-                    &[
-                        "outputs without a mask (end the mask with a pooling or a layer without return_sequences)",
-                    ],
-                ));
-            }
-        }
-        Ok(())
+    /// The Keras masks of the model's outputs, in `model.outputs` order, as
+    /// one flag per row of [`output_rows`] (`None`: the output carries no
+    /// mask). The loss and the metrics of a masked output weigh its rows by
+    /// the mask (keras/src/losses/loss.py `apply_mask`). A mask covers the
+    /// leading axes of its output (`[n, t]` for `[n, t, units]`), so each
+    /// flag repeats over the rows of the axes it does not cover.
+    pub fn output_row_masks(&self, model: &Model) -> Result<Vec<Option<Vec<bool>>>> {
+        let g = &model.graph;
+        g.outputs
+            .iter()
+            .zip(&g.output_names)
+            .map(|(&o, name)| {
+                let Some(mask) = self.masks.get(o).and_then(Option::as_ref) else {
+                    return Ok(None);
+                };
+                let shape = self.values[o].shape();
+                let lead = &shape[..shape.len().saturating_sub(1)];
+                let covered = mask.ndim() <= lead.len() && lead[..mask.ndim()] == *mask.shape();
+                if !covered || mask.is_empty() {
+                    return Err(Error::mismatch(
+                        format!(
+                            "a mask over the leading axes of output `{name}` {:?}",
+                            shape
+                        ),
+                        format!("a mask of shape {:?}", mask.shape()),
+                    ));
+                }
+                let rows = rows(&self.values[o]).nrows();
+                let repeat = rows / mask.len();
+                let flags: Vec<bool> = mask.iter().copied().collect();
+                Ok(Some((0..rows).map(|r| flags[r / repeat.max(1)]).collect()))
+            })
+            .collect()
     }
 }
 
@@ -453,16 +470,19 @@ pub fn train_step(
 ) -> Result<GraphStep> {
     use super::backward::{VarKind, var_regularizer};
     let trace = forward(model, inputs, Mode::Training, rng)?;
-    trace.check_unmasked_outputs(model)?;
+    let row_masks = trace.output_row_masks(model)?;
     let activity = trace.activity;
     let mut output_grads = Vec::with_capacity(losses.len());
     let mut y_pred = Vec::with_capacity(losses.len());
     let mut output_losses = Vec::with_capacity(losses.len());
     // `CompileLoss.call`: `sum(loss_weight * loss_i)` in output order.
     let mut compiled = 0.0f32;
-    for ((o, spec), target) in trace.outputs(model).into_iter().zip(losses).zip(targets) {
+    let outputs = trace.outputs(model).into_iter().zip(&row_masks);
+    for (((o, mask), spec), target) in outputs.zip(losses).zip(targets) {
         let y2 = output_rows(o);
-        let (value, mut dy) = spec.loss.loss_and_grad(y2.view(), *target);
+        let (value, mut dy) = spec
+            .loss
+            .loss_and_grad_masked(y2.view(), *target, mask.as_deref());
         output_losses.push(value);
         match spec.weight {
             Some(w) => {

@@ -787,7 +787,7 @@ impl Loss {
     ///
     /// If the shapes do not fit (see [`Loss::check_targets`]).
     pub fn per_sample(&self, y_pred: ArrayView2<f32>, y_true: ArrayView2<f32>) -> Array1<f32> {
-        self.evaluate(y_pred, y_true, None, 0.0)
+        self.evaluate(y_pred, y_true, None, Scale::Uniform(0.0))
     }
 
     /// The reduced loss (`sum_over_batch_size`: the sum of the per-sample values
@@ -814,8 +814,44 @@ impl Loss {
         // cotangent of each per-sample value is `1 / batch` (the `div` JVP).
         let divisor = batch as f32;
         let g = 1.0 / divisor;
-        let values = self.evaluate(y_pred, y_true, Some(grad.view_mut()), g);
+        let values = self.evaluate(y_pred, y_true, Some(grad.view_mut()), Scale::Uniform(g));
         (values.sum() / divisor, grad)
+    }
+
+    /// [`Loss::loss_and_grad`] of an output that carries a Keras mask, one
+    /// flag per row (`None`: unmasked). keras/src/losses/loss.py `apply_mask`
+    /// weighs the kept rows by `total / valid` (`divide_no_nan`: 0 when no row
+    /// is kept) and the others by 0; `reduce_values` then divides the sum of
+    /// the weighted values by the number of rows, so the loss is the mean over
+    /// the kept rows. The cotangent of row `i` is `(1 / total) * w_i`.
+    ///
+    /// # Panics
+    ///
+    /// If the shapes do not fit (see [`Loss::check_targets`]) or `mask` does
+    /// not have one flag per row.
+    pub fn loss_and_grad_masked(
+        &self,
+        y_pred: ArrayView2<f32>,
+        y_true: ArrayView2<f32>,
+        mask: Option<&[bool]>,
+    ) -> (f32, Array2<f32>) {
+        let Some(mask) = mask else {
+            return self.loss_and_grad(y_pred, y_true);
+        };
+        let batch = y_pred.nrows();
+        assert_eq!(mask.len(), batch, "one mask flag per row");
+        let mut grad = Array2::zeros(y_pred.raw_dim());
+        if batch == 0 {
+            return (0.0, grad);
+        }
+        let total = batch as f32;
+        let valid = mask.iter().filter(|&&m| m).count() as f32;
+        let kept = if valid == 0.0 { 0.0 } else { total / valid };
+        let weights: Vec<f32> = mask.iter().map(|&m| if m { kept } else { 0.0 }).collect();
+        let g = 1.0 / total;
+        let scales: Vec<f32> = weights.iter().map(|&w| g * w).collect();
+        let values = self.evaluate(y_pred, y_true, Some(grad.view_mut()), Scale::Rows(&scales));
+        ((values * &Array1::from(weights)).sum() / total, grad)
     }
 
     /// The per-sample values; with `grad`, also the gradient of `sum(g * values)`
@@ -825,7 +861,7 @@ impl Loss {
         y_pred: ArrayView2<f32>,
         y_true: ArrayView2<f32>,
         mut grad: Option<ArrayViewMut2<f32>>,
-        g: f32,
+        g: Scale<'_>,
     ) -> Array1<f32> {
         let (batch, width) = y_pred.dim();
         let expected_true = if self.is_sparse() { 1 } else { width };
@@ -842,6 +878,10 @@ impl Loss {
             let p = y_pred.row(i);
             let t = targets.row(i);
             let dp = grad.as_mut().map(|gr| gr.row_mut(i));
+            let g = match g {
+                Scale::Uniform(g) => g,
+                Scale::Rows(gs) => gs[i],
+            };
             out[i] = self.row(p, t, dp, g);
         }
         out
@@ -1029,6 +1069,13 @@ impl Loss {
 }
 
 /// `"crossentropy"`/`"ce"` in any case (keras/src/trainers/compile_utils.py `get_loss`).
+/// The cotangent of each row's value: one for all rows, or one per row.
+#[derive(Clone, Copy)]
+enum Scale<'a> {
+    Uniform(f32),
+    Rows(&'a [f32]),
+}
+
 fn is_auto_crossentropy(name: &str) -> bool {
     name.eq_ignore_ascii_case("crossentropy") || name.eq_ignore_ascii_case("ce")
 }

@@ -711,6 +711,36 @@ impl Metric {
         self.count += values.len() as f32;
     }
 
+    /// [`Metric::update`] for an output that carries a Keras mask, one flag
+    /// per row (`None`: unmasked). `MeanMetricWrapper.update_state` turns the
+    /// mask into 0/1 sample weights (`apply_mask` with reduction `sum`), and
+    /// `Mean.update_state` adds `sum(values * weights)` and `sum(weights)`.
+    ///
+    /// # Panics
+    ///
+    /// If the shapes do not fit (see [`MetricKind::values`]) or `mask` does
+    /// not have one flag per row.
+    pub fn update_masked(
+        &mut self,
+        y_pred: ArrayView2<f32>,
+        y_true: ArrayView2<f32>,
+        mask: Option<&[bool]>,
+    ) {
+        let Some(mask) = mask else {
+            return self.update(y_pred, y_true);
+        };
+        let values = self.kind.values(y_pred, y_true);
+        assert_eq!(mask.len(), values.len(), "one mask flag per row");
+        let (mut sum, mut count) = (0.0f32, 0.0f32);
+        for (&v, &m) in values.iter().zip(mask) {
+            let w = if m { 1.0 } else { 0.0 };
+            sum += v * w;
+            count += w;
+        }
+        self.total += sum;
+        self.count += count;
+    }
+
     /// `total / count` (`divide_no_nan`: 0 before any sample), its square root for
     /// [`MetricKind::RootMeanSquaredError`].
     pub fn result(&self) -> f32 {

@@ -620,12 +620,14 @@ impl Trainer {
         n: usize,
         losses: &[f32],
         y_pred: &[Array2<f32>],
+        masks: &[Option<Vec<bool>>],
         ys: &[Array2<f32>],
     ) {
-        for (((h, &l), yp), yt) in self.heads.iter_mut().zip(losses).zip(y_pred).zip(ys) {
+        let outputs = y_pred.iter().zip(masks).zip(ys);
+        for ((h, &l), ((yp, mask), yt)) in self.heads.iter_mut().zip(losses).zip(outputs) {
             h.tracker.update(l, n as f32);
             for m in &mut h.metrics {
-                m.update(yp.view(), yt.view());
+                m.update_masked(yp.view(), yt.view(), mask.as_deref());
             }
         }
     }
@@ -659,19 +661,23 @@ impl Trainer {
                 let ys = data.batch_targets(chunk);
                 let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
                 let trace = graph::forward(model, &views, Mode::Inference, &mut rng)?;
-                trace.check_unmasked_outputs(model)?;
+                let masks = trace.output_row_masks(model)?;
                 let mut compiled = 0.0f32;
                 let mut losses = Vec::new();
                 let mut preds = Vec::new();
-                for ((o, h), yt) in trace.outputs(model).into_iter().zip(&self.heads).zip(&ys) {
+                let outputs = trace.outputs(model).into_iter().zip(&masks);
+                for (((o, mask), h), yt) in outputs.zip(&self.heads).zip(&ys) {
                     let y = graph::output_rows(o);
-                    let l = h.loss.loss_and_grad(y.view(), yt.view()).0;
+                    let l = h
+                        .loss
+                        .loss_and_grad_masked(y.view(), yt.view(), mask.as_deref())
+                        .0;
                     compiled += h.weight.map_or(l, |w| l * w);
                     losses.push(l);
                     preds.push(y);
                 }
                 tracker.update(compiled + trace.activity + penalties, chunk.len() as f32);
-                self.update_heads(chunk.len(), &losses, &preds, &ys);
+                self.update_heads(chunk.len(), &losses, &preds, &masks, &ys);
             }
             return Ok(head_logs(tracker.result(), &self.heads));
         }
@@ -681,23 +687,29 @@ impl Trainer {
             } else {
                 data.batch_targets(chunk).swap_remove(0)
             };
-            let (y_pred, activity) = if chain {
+            let (y_pred, activity, mask) = if chain {
                 let xb = data.batch_x(chunk, &mut x_buffer);
-                forward_with_activity(model, chunk.len(), xb)?
+                let (y, activity) = forward_with_activity(model, chunk.len(), xb)?;
+                (y, activity, None)
             } else {
                 let xs = data.batch_inputs(chunk);
                 let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
                 let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
                 let trace = graph::forward(model, &views, Mode::Inference, &mut rng)?;
-                trace.check_unmasked_outputs(model)?;
-                (graph::output_rows(trace.outputs(model)[0]), trace.activity)
+                let mask = trace.output_row_masks(model)?.swap_remove(0);
+                (
+                    graph::output_rows(trace.outputs(model)[0]),
+                    trace.activity,
+                    mask,
+                )
             };
-            let compiled = self.loss.loss_and_grad(y_pred.view(), yb.view()).0;
+            let compiled = self
+                .loss
+                .loss_and_grad_masked(y_pred.view(), yb.view(), mask.as_deref())
+                .0;
             let loss = compiled + activity + penalties;
             tracker.update(loss, chunk.len() as f32);
-            for m in &mut self.metrics {
-                m.update(y_pred.view(), yb.view());
-            }
+            update_metrics(&mut self.metrics, y_pred.view(), mask.as_deref(), yb.view());
         }
         Ok(logs_of(tracker.result(), &self.metrics))
     }
@@ -806,8 +818,20 @@ impl Trainer {
                     )?;
                     updates = step.updates;
                     drop(losses);
+                    // The loss of a masked output is masked, but the training
+                    // metrics are not: keras/src/backend/jax/trainer.py
+                    // `train_step` gets `y_pred` back from `jax.value_and_grad`,
+                    // which drops its Keras mask, while `test_step` computes
+                    // the metrics on the traced `y_pred` that still carries it.
+                    let unmasked = vec![None; step.y_pred.len()];
                     if !self.heads.is_empty() {
-                        self.update_heads(chunk.len(), &step.output_losses, &step.y_pred, &ys);
+                        self.update_heads(
+                            chunk.len(),
+                            &step.output_losses,
+                            &step.y_pred,
+                            &unmasked,
+                            &ys,
+                        );
                     }
                     StepResult {
                         y_pred: step.y_pred.into_iter().next().expect("one output"),
@@ -834,7 +858,7 @@ impl Trainer {
                 graph::apply_updates(model, updates);
                 tracker.update(result.loss, chunk.len() as f32);
                 let logs = if self.heads.is_empty() {
-                    update_metrics(&mut self.metrics, result.y_pred.view(), yb.view());
+                    update_metrics(&mut self.metrics, result.y_pred.view(), None, yb.view());
                     logs_of(tracker.result(), &self.metrics)
                 } else {
                     head_logs(tracker.result(), &self.heads)
@@ -866,10 +890,11 @@ impl Trainer {
 fn update_metrics(
     metrics: &mut [Metric],
     y_pred: ArrayView2<'_, f32>,
+    mask: Option<&[bool]>,
     y_true: ArrayView2<'_, f32>,
 ) {
     for m in metrics {
-        m.update(y_pred, y_true);
+        m.update_masked(y_pred, y_true, mask);
     }
 }
 
