@@ -281,8 +281,6 @@ impl RnnConfig {
 
 /// What one step keeps for the backward pass.
 struct Step {
-    /// The step's input (after dropout), `[n, in]`.
-    x: Array2<f32>,
     /// Previous states (h, c).
     h: Array2<f32>,
     c: Option<Array2<f32>>,
@@ -300,9 +298,9 @@ struct Step {
     keep: Option<Vec<bool>>,
 }
 
-/// One step's gradients: the step input, the previous h where it enters
-/// directly (GRU's `z * h₋`), the previous h after recurrent dropout, and
-/// the previous c.
+/// One step's gradients: the pre-activations that `x_t @ kernel` enters
+/// (`[n, gates·u]`), the previous h where it enters directly (GRU's
+/// `z * h₋`), the previous h after recurrent dropout, and the previous c.
 type CellGrads = (
     Array2<f32>,
     Option<Array2<f32>>,
@@ -313,6 +311,9 @@ type CellGrads = (
 /// A recurrent forward pass's tape.
 pub struct Tape {
     steps: Vec<Step>,
+    /// The input after dropout, as `[n·t, in]` rows (sample-major), for the
+    /// kernel gradient and the input gradient of all steps at once.
+    xs: Array2<f32>,
     /// Original time index of each processed step.
     times: Vec<usize>,
     /// Dropout masks (scaled), `[n, in]` and `[n, u]`.
@@ -390,6 +391,24 @@ impl RnnConfig {
         let bias = vars.get(2).map(|v| &v.value);
         let drop_x = dropout_mask(n, d, self.dropout, cx);
         let drop_h = dropout_mask(n, u, self.recurrent_dropout, cx);
+        // Every step's `x_t @ kernel` in one product: the same products row by
+        // row as one per step, with the dropout mask (the same at every step)
+        // applied first.
+        let mut xs = x
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((n * t, d))
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        if let Some(m) = &drop_x {
+            for (row, mut xr) in xs.rows_mut().into_iter().enumerate() {
+                xr *= &m.row(row / t.max(1));
+            }
+        }
+        let xk_all = matmul(xs.view(), k);
+        let gw = xk_all.ncols();
+        let xk_all = xk_all
+            .into_shape_with_order((n, t, gw))
+            .map_err(|e| Error::invalid(e.to_string()))?;
         let mut h = Array2::<f32>::zeros((n, u));
         let mut c = (self.kind == CellKind::Lstm).then(|| Array2::<f32>::zeros((n, u)));
         let mut prev_out = Array2::<f32>::zeros((n, u));
@@ -404,16 +423,13 @@ impl RnnConfig {
         let mut steps = Vec::with_capacity(t);
         let zero_out = self.zero_output_for_mask && !self.unroll;
         for (p, &ti) in times.iter().enumerate() {
-            let mut xt = x.slice(s![.., ti, ..]).to_owned();
-            if let Some(m) = &drop_x {
-                xt *= m;
-            }
+            let xk = xk_all.slice(s![.., ti, ..]);
             let hd = match &drop_h {
                 Some(m) => &h * m,
                 None => h.clone(),
             };
             let keep: Option<Vec<bool>> = mask.map(|m| (0..n).map(|s| m[[s, ti]]).collect());
-            let (h_new, c_new, step) = self.cell(k, r, bias, xt, &h, c.as_ref(), hd)?;
+            let (h_new, c_new, step) = self.cell(xk, r, bias, &h, c.as_ref(), hd)?;
             let mut out = h_new.clone();
             let (mut h_next, mut c_next) = (h_new, c_new.clone());
             if let Some(keep) = &keep {
@@ -454,6 +470,7 @@ impl RnnConfig {
             outs,
             Tape {
                 steps,
+                xs,
                 times,
                 drop_x,
                 drop_h,
@@ -461,14 +478,13 @@ impl RnnConfig {
         ))
     }
 
-    /// One cell step: the new h (and c) and the step's tape entry.
-    #[allow(clippy::too_many_arguments)]
+    /// One cell step from `xk = x_t @ kernel`: the new h (and c) and the
+    /// step's tape entry.
     fn cell(
         &self,
-        k: ArrayView2<'_, f32>,
+        xk: ArrayView2<'_, f32>,
         r: ArrayView2<'_, f32>,
         bias: Option<&ArrayD<f32>>,
-        xt: Array2<f32>,
         h: &Array2<f32>,
         c: Option<&Array2<f32>>,
         hd: Array2<f32>,
@@ -486,7 +502,6 @@ impl RnnConfig {
             })
         };
         let mut step = Step {
-            x: Array2::zeros((0, 0)),
             h: h.clone(),
             c: c.cloned(),
             hd: Array2::zeros((0, 0)),
@@ -500,7 +515,7 @@ impl RnnConfig {
         let (h_new, c_new) = match self.kind {
             CellKind::Simple => {
                 // simple_rnn.py: (x @ kernel + bias) + h @ recurrent.
-                let mut z = matmul(xt.view(), k);
+                let mut z = xk.to_owned();
                 if let Some(b) = flat_bias(0) {
                     add_row(&mut z, b);
                 }
@@ -511,7 +526,7 @@ impl RnnConfig {
                 (a, None)
             }
             CellKind::Lstm => {
-                let mut z = matmul(xt.view(), k);
+                let mut z = xk.to_owned();
                 if self.implementation == 1 {
                     // lstm.py implementation 1: (x @ k + b) + h @ r.
                     if let Some(b) = flat_bias(0) {
@@ -547,7 +562,7 @@ impl RnnConfig {
             }
             CellKind::Gru { reset_after } => {
                 let ra = self.recurrent_activation;
-                let mut mx = matmul(xt.view(), k);
+                let mut mx = xk.to_owned();
                 if let Some(b) = flat_bias(0) {
                     add_row(&mut mx, b);
                 }
@@ -593,7 +608,6 @@ impl RnnConfig {
                 (h_new, None)
             }
         };
-        step.x = xt;
         step.hd = hd;
         Ok((h_new, c_new, step))
     }
@@ -627,7 +641,6 @@ impl RnnConfig {
             None => Array2::zeros((n, u)),
         };
         let dout = dys.first().and_then(Option::as_ref);
-        let mut dk = Array2::<f32>::zeros(k.raw_dim());
         let mut dr = Array2::<f32>::zeros(r.raw_dim());
         let g = self.kind.gates();
         let mut db = Array2::<f32>::zeros((
@@ -638,7 +651,8 @@ impl RnnConfig {
             },
             g * u,
         ));
-        let mut dx = ArrayD::<f32>::zeros(IxDyn(&[n, t, d]));
+        // The gradient of every step's `x_t @ kernel`, by time index.
+        let mut dxk = ndarray::Array3::<f32>::zeros((n, t, g * u));
         // Gradient reaching the previous step's output (a masked step
         // outputs the previous output).
         let mut dprev_out = Array2::<f32>::zeros((n, u));
@@ -674,21 +688,32 @@ impl RnnConfig {
                     dc_cell.row_mut(s).fill(0.0);
                 }
             }
-            let (mut dxt, dh_direct, mut dhd, dc_prev) =
-                self.cell_back(k, r, st, &dh_cell, &dc_cell, &mut dk, &mut dr, &mut db)?;
-            if let Some(m) = &tape.drop_x {
-                dxt *= m;
-            }
+            let (dz, dh_direct, mut dhd, dc_prev) =
+                self.cell_back(r, st, &dh_cell, &dc_cell, &mut dr, &mut db)?;
             if let Some(m) = &tape.drop_h {
                 dhd *= m;
             }
-            dx.slice_mut(s![.., ti, ..]).assign(&dxt);
+            dxk.slice_mut(s![.., ti, ..]).assign(&dz);
             dh = dhd + &dh_pass;
             if let Some(g) = dh_direct {
                 dh += &g;
             }
             dc = dc_prev.unwrap_or_else(|| Array2::zeros((n, u))) + &dc_pass;
         }
+        // The kernel and input gradients of all steps in one product each.
+        let dxk = dxk
+            .into_shape_with_order((n * t, g * u))
+            .map_err(|e| Error::invalid(e.to_string()))?;
+        let dk = matmul(tape.xs.t(), dxk.view());
+        let mut dx = matmul(dxk.view(), k.t());
+        if let Some(m) = &tape.drop_x {
+            for (row, mut grad) in dx.rows_mut().into_iter().enumerate() {
+                grad *= &m.row(row / t.max(1));
+            }
+        }
+        let dx = dx
+            .into_shape_with_order(IxDyn(&[n, t, d]))
+            .map_err(|e| Error::invalid(e.to_string()))?;
         let mut grads = vec![dk.into_dyn(), dr.into_dyn()];
         if self.use_bias {
             grads.push(match self.kind {
@@ -699,17 +724,14 @@ impl RnnConfig {
         Ok((dx, grads))
     }
 
-    /// One step backward: gradients of the step input, previous h and c;
-    /// variable gradients accumulated.
-    #[allow(clippy::too_many_arguments)]
+    /// One step backward: gradients of the step's `x_t @ kernel`, previous h
+    /// and c; recurrent and bias gradients accumulated.
     fn cell_back(
         &self,
-        k: ArrayView2<'_, f32>,
         r: ArrayView2<'_, f32>,
         st: &Step,
         dh: &Array2<f32>,
         dc: &Array2<f32>,
-        dk: &mut Array2<f32>,
         dr: &mut Array2<f32>,
         db: &mut Array2<f32>,
     ) -> Result<CellGrads> {
@@ -718,12 +740,10 @@ impl RnnConfig {
         match self.kind {
             CellKind::Simple => {
                 let dz = act_back(self.activation, &st.pre, &st.act, dh);
-                *dk += &matmul(st.x.t(), dz.view());
                 *dr += &matmul(st.hd.t(), dz.view());
                 db.row_mut(0).scaled_add(1.0, &dz.sum_axis(Axis(0)));
-                let dxt = matmul(dz.view(), k.t());
                 let dhd = matmul(dz.view(), r.t());
-                Ok((dxt, None, dhd, None))
+                Ok((dz, None, dhd, None))
             }
             CellKind::Lstm => {
                 let i = cols(&st.act, 0, u);
@@ -753,12 +773,10 @@ impl RnnConfig {
                     &gg,
                     &dg,
                 ));
-                *dk += &matmul(st.x.t(), dz.view());
                 *dr += &matmul(st.hd.t(), dz.view());
                 db.row_mut(0).scaled_add(1.0, &dz.sum_axis(Axis(0)));
-                let dxt = matmul(dz.view(), k.t());
                 let dhd = matmul(dz.view(), r.t());
-                Ok((dxt, None, dhd, Some(dcp)))
+                Ok((dz, None, dhd, Some(dcp)))
             }
             CellKind::Gru { reset_after } => {
                 let z = cols(&st.act, 0, u);
@@ -787,9 +805,7 @@ impl RnnConfig {
                 let drp = act_back(ra, &cols(&st.pre, u, 2 * u), &rg, &drg);
                 dmx.slice_mut(s![.., 0..u]).assign(&dzp);
                 dmx.slice_mut(s![.., u..2 * u]).assign(&drp);
-                *dk += &matmul(st.x.t(), dmx.view());
                 db.row_mut(0).scaled_add(1.0, &dmx.sum_axis(Axis(0)));
-                let dxt = matmul(dmx.view(), k.t());
                 let dhd = if let Some(dih) = dinner_h {
                     let mut dinner = Array2::<f32>::zeros(inner.raw_dim());
                     dinner.slice_mut(s![.., 0..u]).assign(&dzp);
@@ -813,7 +829,7 @@ impl RnnConfig {
                     g
                 };
                 // `z * h₋` reads the un-dropped h₋.
-                Ok((dxt, Some(dh_prev), dhd, None))
+                Ok((dmx, Some(dh_prev), dhd, None))
             }
         }
     }
