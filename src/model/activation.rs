@@ -768,7 +768,7 @@ fn sparse_plus(x: f32) -> f32 {
 /// `1 / (1 + exp(-x))` (checked in the lowered HLO), subnormal results below x ≈ -87
 /// flushed to zero like XLA.
 #[inline]
-fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     ftz(1.0 / (1.0 + (-x).exp()))
 }
 

@@ -308,6 +308,12 @@ type CellGrads = (
     Option<Array2<f32>>,
 );
 
+/// The dropout masks of one recurrent call (scaled): `[n, in]` and `[n, u]`.
+pub struct Dropouts {
+    x: Option<Array2<f32>>,
+    h: Option<Array2<f32>>,
+}
+
 /// A recurrent forward pass's tape.
 pub struct Tape {
     steps: Vec<Step>,
@@ -343,6 +349,83 @@ fn dropout_mask(n: usize, d: usize, rate: f32, cx: &mut Ctx<'_>) -> Option<Array
     }))
 }
 
+/// The LSTM gates with the default activations (`tanh`, recurrent
+/// `sigmoid`) in one pass over `z = [i f g o]` pre-activations
+/// (keras/src/layers/rnn/lstm.py `_compute_carry_and_output_fused`):
+/// `c = f * c₋ + i * g`, `h = o * tanh(c)`, with the same operations, in the
+/// same order, as the general path. Returns h, c, the activations and
+/// `tanh(c)`.
+fn lstm_gates(
+    z: &Array2<f32>,
+    cp: &Array2<f32>,
+    u: usize,
+) -> (Array2<f32>, Array2<f32>, Array2<f32>, Array2<f32>) {
+    use crate::model::activation::sigmoid;
+    let n = z.nrows();
+    let mut act = Array2::<f32>::zeros(z.raw_dim());
+    let mut h = Array2::<f32>::zeros((n, u));
+    let mut c = Array2::<f32>::zeros((n, u));
+    let mut tc = Array2::<f32>::zeros((n, u));
+    for s in 0..n {
+        let zr = z.row(s);
+        let (zr, cpr) = (zr.as_slice().expect("rows of z"), cp.row(s));
+        let mut ar = act.row_mut(s);
+        let ar = ar.as_slice_mut().expect("rows of act");
+        for j in 0..u {
+            let i = sigmoid(zr[j]);
+            let f = sigmoid(zr[u + j]);
+            let g = zr[2 * u + j].tanh();
+            let o = sigmoid(zr[3 * u + j]);
+            let cn = f * cpr[j] + i * g;
+            let t = cn.tanh();
+            ar[j] = i;
+            ar[u + j] = f;
+            ar[2 * u + j] = g;
+            ar[3 * u + j] = o;
+            c[[s, j]] = cn;
+            tc[[s, j]] = t;
+            h[[s, j]] = o * t;
+        }
+    }
+    (h, c, act, tc)
+}
+
+/// The backward pass of [`lstm_gates`]: the gradient of `z` and of `c₋`
+/// from those of h and c, with jax's `tanh` and `sigmoid` gradients
+/// (`(g + g·y)·(1 − y)` and `g·(y·(1 − y))`, as [`Activation::backward`]).
+fn lstm_gates_back(
+    act: &Array2<f32>,
+    cp: &Array2<f32>,
+    tc: &Array2<f32>,
+    dh: &Array2<f32>,
+    dc: &Array2<f32>,
+    u: usize,
+) -> (Array2<f32>, Array2<f32>) {
+    let n = act.nrows();
+    let mut dz = Array2::<f32>::zeros(act.raw_dim());
+    let mut dcp = Array2::<f32>::zeros((n, u));
+    let sig = |y: f32, g: f32| g * (y * (1.0 - y));
+    let tanh = |y: f32, g: f32| (g + g * y) * (1.0 - y);
+    for s in 0..n {
+        let ar = act.row(s);
+        let ar = ar.as_slice().expect("rows of act");
+        let mut dzr = dz.row_mut(s);
+        let dzr = dzr.as_slice_mut().expect("rows of dz");
+        for j in 0..u {
+            let (i, f, g, o) = (ar[j], ar[u + j], ar[2 * u + j], ar[3 * u + j]);
+            let (t, dhv) = (tc[[s, j]], dh[[s, j]]);
+            let d_o = dhv * t;
+            let dct = dc[[s, j]] + tanh(t, dhv * o);
+            dzr[j] = sig(i, dct * g);
+            dzr[u + j] = sig(f, dct * cp[[s, j]]);
+            dzr[2 * u + j] = tanh(g, dct * i);
+            dzr[3 * u + j] = sig(o, d_o);
+            dcp[[s, j]] = dct * f;
+        }
+    }
+    (dz, dcp)
+}
+
 /// Add a bias row to every row.
 fn add_row(m: &mut Array2<f32>, b: ndarray::ArrayView1<'_, f32>) {
     for mut row in m.rows_mut() {
@@ -362,6 +445,14 @@ fn view2<'a>(v: &'a Var) -> Result<ArrayView2<'a, f32>> {
 }
 
 impl RnnConfig {
+    /// An LSTM with the default activations, which [`lstm_gates`] computes
+    /// in one pass.
+    fn standard_lstm(&self) -> bool {
+        self.kind == CellKind::Lstm
+            && self.activation == Activation::Tanh
+            && self.recurrent_activation == Activation::Sigmoid
+    }
+
     /// Run the layer on `x` (`[n, t, in]`): outputs (sequence or last,
     /// then states) and the tape.
     pub fn run(
@@ -370,6 +461,32 @@ impl RnnConfig {
         x: &ArrayD<f32>,
         mask: Option<&Mask>,
         cx: &mut Ctx<'_>,
+    ) -> Result<(Vec<ArrayD<f32>>, Tape)> {
+        let drops = self.dropout_masks(x.shape(), cx);
+        self.run_with(vars, x, mask, drops)
+    }
+
+    /// The input and recurrent dropout masks of one call (training only):
+    /// drawn before the steps, so that the two directions of a
+    /// `Bidirectional` can then run side by side.
+    pub fn dropout_masks(&self, x_shape: &[usize], cx: &mut Ctx<'_>) -> Dropouts {
+        let (n, d) = match *x_shape {
+            [n, _, d] => (n, d),
+            _ => (0, 0),
+        };
+        Dropouts {
+            x: dropout_mask(n, d, self.dropout, cx),
+            h: dropout_mask(n, self.units, self.recurrent_dropout, cx),
+        }
+    }
+
+    /// [`RnnConfig::run`] with the dropout masks already drawn.
+    pub fn run_with(
+        &self,
+        vars: &[Var],
+        x: &ArrayD<f32>,
+        mask: Option<&Mask>,
+        drops: Dropouts,
     ) -> Result<(Vec<ArrayD<f32>>, Tape)> {
         let &[n, t, d] = x.shape() else {
             return Err(Error::mismatch(
@@ -389,8 +506,10 @@ impl RnnConfig {
         let k = view2(&vars[0])?;
         let r = view2(&vars[1])?;
         let bias = vars.get(2).map(|v| &v.value);
-        let drop_x = dropout_mask(n, d, self.dropout, cx);
-        let drop_h = dropout_mask(n, u, self.recurrent_dropout, cx);
+        let Dropouts {
+            x: drop_x,
+            h: drop_h,
+        } = drops;
         // Every step's `x_t @ kernel` in one product: the same products row by
         // row as one per step, with the dropout mask (the same at every step)
         // applied first.
@@ -541,6 +660,16 @@ impl RnnConfig {
                     }
                 }
                 let ra = self.recurrent_activation;
+                if self.standard_lstm() {
+                    let cp = c.expect("LSTM carries c");
+                    let (h_new, c_new, act, tc) = lstm_gates(&z, cp, u);
+                    step.pre = z;
+                    step.act = act;
+                    step.c_new = Some(c_new.clone());
+                    step.tc = Some(tc);
+                    step.hd = hd;
+                    return Ok((h_new, Some(c_new), step));
+                }
                 let i = sigmoid_like(ra, &cols(&z, 0, u));
                 let f = sigmoid_like(ra, &cols(&z, u, 2 * u));
                 let g = self.activation.forward(cols(&z, 2 * u, 3 * u));
@@ -641,6 +770,9 @@ impl RnnConfig {
             None => Array2::zeros((n, u)),
         };
         let dout = dys.first().and_then(Option::as_ref);
+        // The recurrent kernel transposed once, in standard layout, for the
+        // per-step products `dz @ recurrentᵀ`.
+        let rt = r.t().as_standard_layout().into_owned();
         let mut dr = Array2::<f32>::zeros(r.raw_dim());
         let g = self.kind.gates();
         let mut db = Array2::<f32>::zeros((
@@ -689,7 +821,7 @@ impl RnnConfig {
                 }
             }
             let (dz, dh_direct, mut dhd, dc_prev) =
-                self.cell_back(r, st, &dh_cell, &dc_cell, &mut dr, &mut db)?;
+                self.cell_back(rt.view(), st, &dh_cell, &dc_cell, &mut dr, &mut db)?;
             if let Some(m) = &tape.drop_h {
                 dhd *= m;
             }
@@ -705,7 +837,7 @@ impl RnnConfig {
             .into_shape_with_order((n * t, g * u))
             .map_err(|e| Error::invalid(e.to_string()))?;
         let dk = matmul(tape.xs.t(), dxk.view());
-        let mut dx = matmul(dxk.view(), k.t());
+        let mut dx = matmul(dxk.view(), k.t().as_standard_layout().view());
         if let Some(m) = &tape.drop_x {
             for (row, mut grad) in dx.rows_mut().into_iter().enumerate() {
                 grad *= &m.row(row / t.max(1));
@@ -725,10 +857,11 @@ impl RnnConfig {
     }
 
     /// One step backward: gradients of the step's `x_t @ kernel`, previous h
-    /// and c; recurrent and bias gradients accumulated.
+    /// and c; recurrent and bias gradients accumulated. `rt` is the recurrent
+    /// kernel transposed.
     fn cell_back(
         &self,
-        r: ArrayView2<'_, f32>,
+        rt: ArrayView2<'_, f32>,
         st: &Step,
         dh: &Array2<f32>,
         dc: &Array2<f32>,
@@ -742,8 +875,17 @@ impl RnnConfig {
                 let dz = act_back(self.activation, &st.pre, &st.act, dh);
                 *dr += &matmul(st.hd.t(), dz.view());
                 db.row_mut(0).scaled_add(1.0, &dz.sum_axis(Axis(0)));
-                let dhd = matmul(dz.view(), r.t());
+                let dhd = matmul(dz.view(), rt);
                 Ok((dz, None, dhd, None))
+            }
+            CellKind::Lstm if self.standard_lstm() => {
+                let cp = st.c.as_ref().expect("LSTM tape");
+                let tc = st.tc.as_ref().expect("LSTM tape");
+                let (dz, dcp) = lstm_gates_back(&st.act, cp, tc, dh, dc, u);
+                *dr += &matmul(st.hd.t(), dz.view());
+                db.row_mut(0).scaled_add(1.0, &dz.sum_axis(Axis(0)));
+                let dhd = matmul(dz.view(), rt);
+                Ok((dz, None, dhd, Some(dcp)))
             }
             CellKind::Lstm => {
                 let i = cols(&st.act, 0, u);
@@ -775,7 +917,7 @@ impl RnnConfig {
                 ));
                 *dr += &matmul(st.hd.t(), dz.view());
                 db.row_mut(0).scaled_add(1.0, &dz.sum_axis(Axis(0)));
-                let dhd = matmul(dz.view(), r.t());
+                let dhd = matmul(dz.view(), rt);
                 Ok((dz, None, dhd, Some(dcp)))
             }
             CellKind::Gru { reset_after } => {
@@ -796,10 +938,9 @@ impl RnnConfig {
                     (&da * &inner_h, Some(&da * &rg), None)
                 } else {
                     let rh = st.c_new.as_ref().expect("GRU tape");
-                    let rk_h = r.slice(s![.., 2 * u..]);
                     dr.slice_mut(s![.., 2 * u..])
                         .scaled_add(1.0, &matmul(rh.t(), da.view()));
-                    let drh = matmul(da.view(), rk_h.t());
+                    let drh = matmul(da.view(), rt.slice(s![2 * u.., ..]));
                     (&drh * &st.hd, None, Some(&drh * &rg))
                 };
                 let drp = act_back(ra, &cols(&st.pre, u, 2 * u), &rg, &drg);
@@ -815,14 +956,14 @@ impl RnnConfig {
                     if db.nrows() > 1 {
                         db.row_mut(1).scaled_add(1.0, &dinner.sum_axis(Axis(0)));
                     }
-                    matmul(dinner.view(), r.t())
+                    matmul(dinner.view(), rt)
                 } else {
                     let mut dinner = Array2::<f32>::zeros((dzp.nrows(), 2 * u));
                     dinner.slice_mut(s![.., 0..u]).assign(&dzp);
                     dinner.slice_mut(s![.., u..]).assign(&drp);
                     dr.slice_mut(s![.., ..2 * u])
                         .scaled_add(1.0, &matmul(st.hd.t(), dinner.view()));
-                    let mut g = matmul(dinner.view(), r.slice(s![.., ..2 * u]).t());
+                    let mut g = matmul(dinner.view(), rt.slice(s![..2 * u, ..]));
                     if let Some(e) = dhd_extra {
                         g += &e;
                     }
