@@ -204,8 +204,16 @@ impl LayerOp for Bidirectional {
     ) -> Result<Forward> {
         let x = super::norm::single(x, "Bidirectional")?;
         let mask = masks.first().copied().flatten();
-        let (mut fo, ftape) = self.forward.run(&self.vars[..self.split], x, mask, cx)?;
-        let (mut bo, btape) = self.backward.run(&self.vars[self.split..], x, mask, cx)?;
+        // The masks are drawn in the order of a run of one direction after
+        // the other; the two directions then run on both threads.
+        let fdrops = self.forward.dropout_masks(x.shape(), cx);
+        let bdrops = self.backward.dropout_masks(x.shape(), cx);
+        let (fvars, bvars) = self.vars.split_at(self.split);
+        let (f, b) = crate::engine::pool::join(
+            || self.forward.run_with(fvars, x, mask, fdrops),
+            || self.backward.run_with(bvars, x, mask, bdrops),
+        );
+        let ((mut fo, ftape), (mut bo, btape)) = (f?, b?);
         let y = fo.remove(0);
         let mut y_rev = bo.remove(0);
         if self.backward.return_sequences() {
@@ -297,12 +305,13 @@ impl LayerOp for Bidirectional {
         fd.extend(rest[..nf].iter().cloned());
         let mut bd = vec![dy_rev];
         bd.extend(rest[nf..].iter().cloned());
-        let (dxf, gf) = self
-            .forward
-            .back(&self.vars[..self.split], x[0].shape(), ftape, &fd)?;
-        let (dxb, gb) = self
-            .backward
-            .back(&self.vars[self.split..], x[0].shape(), btape, &bd)?;
+        let (fvars, bvars) = self.vars.split_at(self.split);
+        let shape = x[0].shape();
+        let (f, b) = crate::engine::pool::join(
+            || self.forward.back(fvars, shape, ftape, &fd),
+            || self.backward.back(bvars, shape, btape, &bd),
+        );
+        let ((dxf, gf), (dxb, gb)) = (f?, b?);
         Ok(Backward {
             inputs: vec![dxf + &dxb],
             vars: gf.into_iter().chain(gb).map(Some).collect(),
