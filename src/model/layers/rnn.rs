@@ -360,31 +360,32 @@ fn lstm_gates(
     cp: &Array2<f32>,
     u: usize,
 ) -> (Array2<f32>, Array2<f32>, Array2<f32>, Array2<f32>) {
-    use crate::model::activation::sigmoid;
+    use crate::model::activation::{sigmoid, tanh_slice};
     let n = z.nrows();
-    let mut act = Array2::<f32>::zeros(z.raw_dim());
+    let mut act = z.as_standard_layout().into_owned();
     let mut h = Array2::<f32>::zeros((n, u));
     let mut c = Array2::<f32>::zeros((n, u));
     let mut tc = Array2::<f32>::zeros((n, u));
     for s in 0..n {
-        let zr = z.row(s);
-        let (zr, cpr) = (zr.as_slice().expect("rows of z"), cp.row(s));
         let mut ar = act.row_mut(s);
-        let ar = ar.as_slice_mut().expect("rows of act");
-        for j in 0..u {
-            let i = sigmoid(zr[j]);
-            let f = sigmoid(zr[u + j]);
-            let g = zr[2 * u + j].tanh();
-            let o = sigmoid(zr[3 * u + j]);
-            let cn = f * cpr[j] + i * g;
-            let t = cn.tanh();
-            ar[j] = i;
-            ar[u + j] = f;
-            ar[2 * u + j] = g;
-            ar[3 * u + j] = o;
-            c[[s, j]] = cn;
-            tc[[s, j]] = t;
-            h[[s, j]] = o * t;
+        let ar = ar.as_slice_mut().expect("standard layout");
+        let (ifg, o) = ar.split_at_mut(3 * u);
+        ifg[..2 * u].iter_mut().for_each(|v| *v = sigmoid(*v));
+        o.iter_mut().for_each(|v| *v = sigmoid(*v));
+        tanh_slice(&mut ifg[2 * u..]);
+        let (i, rest) = ifg.split_at(u);
+        let (f, g) = rest.split_at(u);
+        let mut cr = c.row_mut(s);
+        let cr = cr.as_slice_mut().expect("standard layout");
+        for (j, (cn, &cp)) in cr.iter_mut().zip(cp.row(s)).enumerate() {
+            *cn = f[j] * cp + i[j] * g[j];
+        }
+        let mut tr = tc.row_mut(s);
+        let tr = tr.as_slice_mut().expect("standard layout");
+        tr.copy_from_slice(cr);
+        tanh_slice(tr);
+        for ((hv, &ov), &t) in h.row_mut(s).iter_mut().zip(o.iter()).zip(tr.iter()) {
+            *hv = ov * t;
         }
     }
     (h, c, act, tc)
