@@ -39,3 +39,6 @@ grep '^alternating:' "$out" | sed 's/^alternating: /one epoch, alternating runs:
 # Image models: the keras-io MNIST convnet's epoch and MobileNetV2 inference.
 KERAS_BACKEND=jax "$py" benches/keras_convnet.py --kerasrs target/release/kerasrs --predict \
     | grep -E 'convnet alternating|MobileNetV2'
+# Sequence models: the keras-io bidirectional LSTM's epoch on IMDB-shaped data.
+KERAS_BACKEND=jax "$py" benches/keras_lstm.py --kerasrs target/release/kerasrs \
+    | grep -E 'bidirectional LSTM alternating'
