@@ -800,8 +800,9 @@ pub(crate) fn xla_tanh(x: f32) -> f32 {
         4.893_524_6e-3,
     ];
     const Q: [f32; 4] = [1.198_258_4e-6, 1.185_347_1e-4, 2.268_434_7e-3, 4.893_525e-3];
-    // A NaN fails the comparison and is returned as is, as XLA's select does.
-    if !(x.abs() >= 0.0004) {
+    // A NaN is returned as is, as XLA's select of the small-argument branch
+    // gives for it.
+    if x.abs() < 0.0004 || x.is_nan() {
         return x;
     }
     let xc = x.clamp(-CLAMP, CLAMP);
