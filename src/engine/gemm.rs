@@ -178,6 +178,32 @@ pub fn matmul<'a>(a: impl Into<Lhs<'a>>, b: ArrayView2<'_, f32>) -> Array2<f32> 
     unsafe { c.assume_init() }
 }
 
+/// `aᵀ @ b` for operands with many rows (a gradient summed over every row of
+/// a batch and every timestep): the rows are taken in chunks small enough
+/// for the streamed kernel's right-hand side, and the chunks' products are
+/// summed in order.
+pub fn matmul_tn(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
+    assert_eq!(a.nrows(), b.nrows(), "rows of a transposed product");
+    let rows = a.nrows();
+    let chunk = (MAX_STREAMED_RHS / 4 / b.ncols().max(1)).max(1);
+    let mut c = Array2::<f32>::zeros((a.ncols(), b.ncols()));
+    let mut start = 0;
+    while start < rows {
+        let end = (start + chunk).min(rows);
+        let part = matmul(
+            a.slice(ndarray::s![start..end, ..]).t(),
+            b.slice(ndarray::s![start..end, ..]),
+        );
+        if start == 0 {
+            c = part;
+        } else {
+            c += &part;
+        }
+        start = end;
+    }
+    c
+}
+
 /// `c = a @ b`, overwriting `c`.
 pub fn matmul_into<'a>(
     a: impl Into<Lhs<'a>>,

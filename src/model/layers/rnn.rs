@@ -40,7 +40,7 @@ use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn, s};
 use rand::Rng;
 
 use super::{Backward, BuildCx, Ctx, Forward, LayerOp, Mask, Saved, Var, single_shape};
-use crate::engine::gemm::matmul;
+use crate::engine::gemm::{matmul, matmul_tn};
 use crate::error::{Error, Result};
 use crate::model::activation::Activation;
 use crate::model::regularizer::Regularizer;
@@ -446,6 +446,14 @@ fn view2<'a>(v: &'a Var) -> Result<ArrayView2<'a, f32>> {
 }
 
 impl RnnConfig {
+    /// SimpleRNN and LSTM: the recurrent products take the whole step's
+    /// pre-activation gradient, so [`RnnConfig::back`] computes the
+    /// recurrent kernel's gradient once, after the steps (GRU's recurrent
+    /// part has its own gradient and stays per step).
+    fn recurrent_gradient_at_end(&self) -> bool {
+        matches!(self.kind, CellKind::Simple | CellKind::Lstm)
+    }
+
     /// An LSTM with the default activations, which [`lstm_gates`] computes
     /// in one pass.
     fn standard_lstm(&self) -> bool {
@@ -837,7 +845,19 @@ impl RnnConfig {
         let dxk = dxk
             .into_shape_with_order((n * t, g * u))
             .map_err(|e| Error::invalid(e.to_string()))?;
-        let dk = matmul(tape.xs.t(), dxk.view());
+        let dk = matmul_tn(tape.xs.view(), dxk.view());
+        if self.recurrent_gradient_at_end() {
+            // SimpleRNN and LSTM: the recurrent kernel's gradient is
+            // `Σ_t h₋ᵈ_tᵀ dz_t`, one product over every step's rows.
+            let mut hds = ndarray::Array3::<f32>::zeros((n, t, u));
+            for (st, &ti) in tape.steps.iter().zip(&tape.times) {
+                hds.slice_mut(s![.., ti, ..]).assign(&st.hd);
+            }
+            let hds = hds
+                .into_shape_with_order((n * t, u))
+                .map_err(|e| Error::invalid(e.to_string()))?;
+            dr = matmul_tn(hds.view(), dxk.view());
+        }
         let mut dx = matmul(dxk.view(), k.t().as_standard_layout().view());
         if let Some(m) = &tape.drop_x {
             for (row, mut grad) in dx.rows_mut().into_iter().enumerate() {
@@ -874,7 +894,6 @@ impl RnnConfig {
         match self.kind {
             CellKind::Simple => {
                 let dz = act_back(self.activation, &st.pre, &st.act, dh);
-                *dr += &matmul(st.hd.t(), dz.view());
                 db.row_mut(0).scaled_add(1.0, &dz.sum_axis(Axis(0)));
                 let dhd = matmul(dz.view(), rt);
                 Ok((dz, None, dhd, None))
@@ -883,7 +902,6 @@ impl RnnConfig {
                 let cp = st.c.as_ref().expect("LSTM tape");
                 let tc = st.tc.as_ref().expect("LSTM tape");
                 let (dz, dcp) = lstm_gates_back(&st.act, cp, tc, dh, dc, u);
-                *dr += &matmul(st.hd.t(), dz.view());
                 db.row_mut(0).scaled_add(1.0, &dz.sum_axis(Axis(0)));
                 let dhd = matmul(dz.view(), rt);
                 Ok((dz, None, dhd, Some(dcp)))
@@ -916,7 +934,6 @@ impl RnnConfig {
                     &gg,
                     &dg,
                 ));
-                *dr += &matmul(st.hd.t(), dz.view());
                 db.row_mut(0).scaled_add(1.0, &dz.sum_axis(Axis(0)));
                 let dhd = matmul(dz.view(), rt);
                 Ok((dz, None, dhd, Some(dcp)))
