@@ -36,6 +36,14 @@ struct Case {
     after: String,
     #[serde(default)]
     after_keras3: Option<String>,
+    /// Set when `after_keras3` holds only some weights (MobileNetV2: the
+    /// BatchNormalization moving variances, the rest is in `after`).
+    #[serde(default)]
+    after_keras3_only: Option<String>,
+    /// Why the writer's own fit (`after`) is not the oracle of training.
+    #[serde(default)]
+    writer_fit_differs: Option<String>,
+    writer: String,
     iterations_after: i64,
     count_params: usize,
     trainable_params: usize,
@@ -47,8 +55,25 @@ fn dir() -> PathBuf {
     fixtures_dir().join("legacy")
 }
 
+/// Every `manifest-*.json` in `fixtures/legacy/` (one per writer).
+fn manifests() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir())
+        .expect("fixtures/legacy")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("manifest-") && n.ends_with(".json"))
+        .collect();
+    names.sort();
+    for writer in ["keras3", "tfkeras", "keras30", "keras33", "tf213", "tf214"] {
+        assert!(
+            names.contains(&format!("manifest-{writer}.json")),
+            "manifest-{writer}.json is missing"
+        );
+    }
+    names
+}
+
 fn cases() -> Vec<Case> {
-    ["manifest-keras3.json", "manifest-tfkeras.json"]
+    manifests()
         .iter()
         .flat_map(|m| {
             let text = std::fs::read_to_string(dir().join(m)).expect("legacy manifest");
@@ -151,6 +176,18 @@ fn every_source_predicts_as_its_writer() {
     }
 }
 
+/// Names of the BatchNormalization layers of a model config.
+fn batch_norm_layers(config: &serde_json::Value) -> Vec<String> {
+    config
+        .pointer("/config/layers")
+        .and_then(|l| l.as_array())
+        .into_iter()
+        .flatten()
+        .filter(|l| l["class_name"] == "BatchNormalization")
+        .filter_map(|l| l.pointer("/config/name")?.as_str().map(str::to_string))
+        .collect()
+}
+
 #[test]
 fn finetune_of_every_source_matches_the_writers_fit() {
     let tmp = tempfile::tempdir().unwrap();
@@ -182,12 +219,18 @@ fn finetune_of_every_source_matches_the_writers_fit() {
             );
             let file = KerasFile::open(&out).unwrap();
             let ours = layer_weights(&file.weights);
-            let compare = |oracle: &str, skip: &dyn Fn(&str) -> bool| {
+            let compare = |oracle: &str, partial: bool, skip: &dyn Fn(&str) -> bool| {
                 let want = npz(&dir().join(oracle));
-                assert_eq!(
-                    ours.keys().collect::<Vec<_>>(),
-                    want.keys().collect::<Vec<_>>()
-                );
+                if partial {
+                    assert!(!want.is_empty() && want.keys().all(|k| ours.contains_key(k)));
+                } else {
+                    assert_eq!(
+                        ours.keys().collect::<Vec<_>>(),
+                        want.keys().collect::<Vec<_>>(),
+                        "{} {label}",
+                        case.name
+                    );
+                }
                 for (key, w) in &want {
                     if skip(key) {
                         continue;
@@ -196,15 +239,31 @@ fn finetune_of_every_source_matches_the_writers_fit() {
                     assert!(d <= TRAINING_TOL, "{} vs {oracle}: {key}: {d}", case.name);
                 }
             };
-            match &case.after_keras3 {
-                Some(k3) => {
-                    compare(k3, &|_| false);
-                    // tf_keras's fused BatchNormalization: moving variance from
-                    // the Bessel-corrected batch variance (Keras 3 and kerasrs:
-                    // the biased one).
-                    compare(&case.after, &|k| k.starts_with("batch_normalization/3"));
+            if let Some(k3) = &case.after_keras3 {
+                compare(k3, case.after_keras3_only.is_some(), &|_| false);
+            }
+            let bn = batch_norm_layers(&file.config);
+            let keras2 = case.writer.starts_with("tf");
+            match &case.writer_fit_differs {
+                // Keras 3.0.5 (JAX) counts weight penalties twice: kerasrs
+                // does what Keras 3.3+ does (`after_keras3`, checked above),
+                // and differs from 3.0.5's own fit.
+                Some(why) => {
+                    let want = npz(&dir().join(&case.after));
+                    let d = want
+                        .iter()
+                        .map(|(k, w)| max_abs_diff(&ours[k], w))
+                        .fold(0.0f32, f32::max);
+                    assert!(d > 1e-4, "{}: {why}, yet it matches ({d})", case.name);
                 }
-                None => compare(&case.after, &|_| false),
+                // tf_keras's fused BatchNormalization: moving variance from
+                // the Bessel-corrected batch variance (Keras 3 and kerasrs:
+                // the biased one).
+                None => compare(&case.after, false, &|k| {
+                    keras2
+                        && k.rsplit_once('/')
+                            .is_some_and(|(l, i)| i == "3" && bn.iter().any(|b| b == l))
+                }),
             }
             let state = Model::open(&out).unwrap().optimizer_state().unwrap();
             assert_eq!(
