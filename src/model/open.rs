@@ -179,19 +179,22 @@ fn sharded(index: &Path, config: Option<&Path>, limits: &Limits) -> Result<Impor
     weights_only(tree, arch, "sharded Keras 3 weights").map_err(|e| e.in_file(index))
 }
 
-fn archive(file: KerasFile, unzipped: bool) -> Result<Imported> {
+fn archive(mut file: KerasFile, unzipped: bool) -> Result<Imported> {
     if import::is_keras2_archive(&file) {
         return import::upgrade_archive(file);
     }
+    let mut notes = Vec::new();
+    if unzipped {
+        notes.push(
+            "read an unzipped `.keras` archive directory; kerasrs writes a Keras 3 `.keras` archive"
+                .into(),
+        );
+    }
+    if let Some(note) = import::mark_older_keras3(&mut file)? {
+        notes.push(note);
+    }
     Ok(Imported {
-        notes: if unzipped {
-            vec![
-                "read an unzipped `.keras` archive directory; kerasrs writes a Keras 3 `.keras` archive"
-                    .into(),
-            ]
-        } else {
-            Vec::new()
-        },
+        notes,
         file,
         pending_shapes: false,
     })

@@ -238,6 +238,21 @@ fn upgrade_layer_config(class: &str, cfg: &mut Map<String, Value>) -> Result<()>
                 cfg.entry("negative_slope").or_insert(alpha);
             }
         }
+        // tf_keras's DepthwiseConv2D inherits `groups` (always 1) from its
+        // Conv base; Keras 3's DepthwiseConv2D refuses the argument.
+        "DepthwiseConv2D" => match cfg.get("groups") {
+            None => {}
+            Some(g) if g.as_u64() == Some(1) => {
+                cfg.remove("groups");
+            }
+            Some(g) => {
+                return Err(Error::unsupported(
+                    "DepthwiseConv2D option",
+                    format!("groups={g}"),
+                    &["groups=1"],
+                ));
+            }
+        },
         // tf_keras stores the normalized axis list (`[3]`); Keras 3's
         // BatchNormalization takes one integer axis.
         "BatchNormalization" => {
@@ -505,6 +520,21 @@ mod tests {
         assert_eq!(k3["config"]["layers"][1]["module"], "keras.layers");
         // A Keras 3 config is a fixed point.
         assert_eq!(upgrade_model(&k3).unwrap(), k3);
+    }
+
+    #[test]
+    fn depthwise_groups_one_is_dropped_and_others_refused() {
+        let mut cfg = json!({"groups": 1, "depth_multiplier": 1})
+            .as_object()
+            .unwrap()
+            .clone();
+        upgrade_layer_config("DepthwiseConv2D", &mut cfg).unwrap();
+        assert_eq!(Value::Object(cfg), json!({"depth_multiplier": 1}));
+        let mut cfg = json!({"groups": 2}).as_object().unwrap().clone();
+        let err = upgrade_layer_config("DepthwiseConv2D", &mut cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("groups=2"), "{err}");
     }
 
     #[test]

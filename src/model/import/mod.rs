@@ -117,24 +117,91 @@ pub fn is_keras2_archive(file: &KerasFile) -> bool {
     file.keras_version().is_some_and(|v| v.starts_with("2."))
 }
 
+/// Give each `vars` group the `name` attribute Keras 3.4+ writes (the
+/// layer's name; the model's name on the root `vars`; the optimizer's on
+/// `optimizer/vars`), where the writer left it out (tf_keras, Keras 3.0 -
+/// 3.3).
+fn name_vars_groups(weights: &mut H5Group, config: &Value) -> Result<()> {
+    let mut set = |path: &str, name: &str| {
+        if let Some(vars) = weights.group_mut(path)
+            && vars.attr("name").is_none()
+        {
+            vars.set_attr("name", AttrValue::VarLenString(name.to_string()));
+        }
+    };
+    for (entry, path) in layer_paths(config)? {
+        if let Some(path) = path {
+            set(&format!("{path}/vars"), layer_name(entry));
+        }
+    }
+    if let Some(name) = config.pointer("/config/name").and_then(Value::as_str) {
+        set("vars", name);
+    }
+    if let Some(name) = config
+        .pointer("/compile_config/optimizer/config/name")
+        .and_then(Value::as_str)
+    {
+        set("optimizer/vars", name);
+    }
+    Ok(())
+}
+
+/// The `(major, minor)` of a Keras version string.
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts
+        .next()?
+        .trim_end_matches(|c: char| !c.is_ascii_digit());
+    Some((major, minor.parse().ok()?))
+}
+
+/// A `.keras` archive written by Keras 3.0 - 3.3 (string `dtype`s,
+/// `InputLayer` with `batch_shape` and `sparse`, the same weights layout):
+/// Keras 3.15 reads its config as it is, so the config passes through
+/// untouched; the `vars` groups get the `name` attribute Keras 3.4+
+/// writes; the metadata says which Keras the written archive follows
+/// (kerasrs trains with Keras 3.15's semantics) and where it came from.
+/// Returns the note to print, or `None` for any other archive.
+pub fn mark_older_keras3(file: &mut KerasFile) -> Result<Option<String>> {
+    let Some(version) = file.keras_version().map(str::to_string) else {
+        return Ok(None);
+    };
+    match major_minor(&version) {
+        Some((3, minor)) if minor < 4 => {}
+        _ => return Ok(None),
+    }
+    name_vars_groups(&mut file.weights, &file.config)
+        .map_err(|e| e.in_member(crate::archive::CONFIG_MEMBER))?;
+    let mut meta = metadata(&format!("Keras {version} .keras"));
+    if let (Value::Object(m), Value::Object(old)) = (&mut meta, std::mem::take(&mut file.metadata))
+    {
+        for (k, v) in old {
+            m.entry(k).or_insert(v);
+        }
+    }
+    file.metadata = meta;
+    for m in &mut file.members {
+        if m.name == crate::archive::METADATA_MEMBER {
+            m.data.clear();
+        }
+    }
+    Ok(Some(format!(
+        "read a Keras {version} `.keras` archive; kerasrs writes it as a Keras 3 `.keras` \
+         archive marked {TARGET_KERAS} (the config is kept as written: Keras {TARGET_KERAS} reads it)"
+    )))
+}
+
 /// A tf_keras `.keras` archive as a Keras 3 one: the config upgraded, the
 /// optimizer state mapped (`iterations` int64 and no learning rate in Keras
 /// 2), tf_keras's `metrics` variables dropped (Keras 3 rebuilds them).
 pub fn upgrade_archive(mut file: KerasFile) -> Result<Imported> {
     let version = file.keras_version().unwrap_or("2").to_string();
-    if file
-        .weights
-        .child("_layer_checkpoint_dependencies")
-        .is_some()
-    {
-        return Err(Error::unsupported(
-            "weights layout",
-            "`_layer_checkpoint_dependencies` (tf.keras 2.12 and older)",
-            &["`layers/<name>/vars` (tf_keras 2.13+, Keras 3)"],
-        )
-        .in_member("model.weights.h5"));
-    }
     let mut config = keras2::upgrade_model(&file.config).map_err(|e| e.in_member("config.json"))?;
+    if file.weights.child(CHECKPOINT_DEPENDENCIES).is_some() {
+        checkpoint_dependencies(&mut file.weights, &config, &version)
+            .map_err(|e| e.in_member(crate::archive::WEIGHTS_MEMBER))?;
+    }
     let compile = file.config.get("compile_config").cloned();
     let mut notes = vec![format!(
         "read a Keras {version} `.keras` archive; kerasrs writes it as a Keras 3 `.keras` archive"
@@ -190,19 +257,7 @@ pub fn upgrade_archive(mut file: KerasFile) -> Result<Imported> {
     if let (Some(cc), Value::Object(root)) = (&compile, &mut config) {
         root.insert("compile_config".into(), cc.clone());
     }
-    // tf_keras leaves out the `name` attribute Keras 3 gives each `vars`
-    // group (the layer's name); write it as Keras 3 does.
-    for (entry, path) in layer_paths(&config)? {
-        if let Some(path) = path
-            && let Some(vars) = file.weights.group_mut(&format!("{path}/vars"))
-            && vars.attr("name").is_none()
-        {
-            vars.set_attr(
-                "name",
-                AttrValue::VarLenString(layer_name(entry).to_string()),
-            );
-        }
-    }
+    name_vars_groups(&mut file.weights, &config)?;
     file.config = config;
     file.weights.children.retain(|(n, _)| n != "metrics");
     if let Some(vars) = file.weights.group("optimizer/vars") {
@@ -230,6 +285,107 @@ pub fn upgrade_archive(mut file: KerasFile) -> Result<Imported> {
         notes,
         pending_shapes: true,
     })
+}
+
+const CHECKPOINT_DEPENDENCIES: &str = "_layer_checkpoint_dependencies";
+
+/// True when Keras `version` (2.x) counts an already-saved layer when it
+/// names the groups of `_layer_checkpoint_dependencies` (Keras 2.13 and
+/// older; 2.14 skips it before counting).
+fn counts_saved_layers(version: &str) -> bool {
+    let minor = version
+        .strip_prefix("2.")
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok());
+    minor.is_some_and(|m| m <= 13)
+}
+
+/// tf.keras 2.13 / 2.14 `.keras` weights, stored at
+/// `_layer_checkpoint_dependencies/<name>/vars`, moved to Keras 3's
+/// `layers/<name>/vars`.
+///
+/// Keras 2.13 / 2.14's `saving_lib._save_state` walks the model's
+/// attributes in `dir()` order; the first that holds the layers is
+/// `Functional._layer_checkpoint_dependencies`
+/// (`keras/src/engine/functional.py`), an ordered dict of `model.layers`
+/// (a Sequential's `InputLayer` is not among them) in which a layer with
+/// weights appears twice (`layer_with_weights-i`, then `layer-j`).
+/// `_save_container_state` names each entry `snake_case(class)` plus a
+/// per-class counter; Keras 2.14 skips an already-saved layer before
+/// counting, Keras 2.13 counts it too, so its second Dense is `dense_2`.
+fn checkpoint_dependencies(weights: &mut H5Group, config: &Value, version: &str) -> Result<()> {
+    let count_saved = counts_saved_layers(version);
+    let Some(pos) = weights
+        .children
+        .iter()
+        .position(|(n, _)| n == CHECKPOINT_DEPENDENCIES)
+    else {
+        return Ok(());
+    };
+    let (_, node) = weights.children.remove(pos);
+    let H5Node::Group(mut old) = node else {
+        return Err(Error::mismatch("a group", "a dataset").at(CHECKPOINT_DEPENDENCIES));
+    };
+    let mut used: HashMap<String, usize> = HashMap::new();
+    for (entry, path) in layer_paths(config)? {
+        let Some(path) = path else { continue };
+        let class = entry["class_name"].as_str().unwrap_or("");
+        if matches!(class, "Sequential" | "Functional" | "Model") {
+            return Err(Error::unsupported(
+                "tf.keras `.keras` weights layout",
+                format!(
+                    "the nested model `{}` under `{CHECKPOINT_DEPENDENCIES}`",
+                    layer_name(entry)
+                ),
+                &["models without nested models"],
+            ));
+        }
+        let base = to_snake_case(class);
+        let n = used.entry(base.clone()).or_insert(0);
+        let name = if *n == 0 {
+            base.clone()
+        } else {
+            format!("{base}_{n}")
+        };
+        *n += 1;
+        let at = format!("{CHECKPOINT_DEPENDENCIES}/{name}");
+        let Some(H5Node::Group(group)) = old
+            .children
+            .iter()
+            .position(|(c, _)| *c == name)
+            .map(|i| old.children.remove(i).1)
+        else {
+            return Err(Error::missing(format!(
+                "group `{at}` for layer `{}` (Keras {version} names layer groups by \
+                 class, in layer order)",
+                layer_name(entry)
+            )));
+        };
+        let has_weights = group.group("vars").is_some_and(|v| {
+            v.children
+                .iter()
+                .any(|(_, c)| matches!(c, H5Node::Dataset(_)))
+        });
+        if count_saved && has_weights {
+            // Its second entry (`layer-j`) in the dependencies.
+            *used.get_mut(&base).expect("counted above") += 1;
+        }
+        let vars = match group.children.into_iter().find(|(c, _)| c == "vars") {
+            Some((_, H5Node::Group(v))) => v,
+            _ => H5Group::default(),
+        };
+        *weights.ensure_group(&format!("{path}/vars"))? = vars;
+    }
+    if let Some((left, _)) = old.children.iter().find(|(_, c)| match c {
+        H5Node::Group(g) => g.group("vars").is_some_and(|v| !v.children.is_empty()),
+        H5Node::Dataset(_) => true,
+    }) {
+        return Err(Error::mismatch(
+            "weights only for the model's layers",
+            format!("`{CHECKPOINT_DEPENDENCIES}/{left}`, which no layer of the config maps to"),
+        ));
+    }
+    Ok(())
 }
 
 /// `config.layers` with their Keras 3 weight paths (`None` for a
@@ -398,8 +554,14 @@ fn optimizer_vars(
             ));
         }
     };
-    let slots = stored.split_off(1);
-    if per_var == 0 && !slots.is_empty() || per_var > 0 && !slots.len().is_multiple_of(per_var) {
+    let mut slots = stored.split_off(1);
+    if class == "SGD" && per_var == 0 {
+        // tf_keras's SGD builds an `m` slot per variable even at momentum 0
+        // (`sgd.py`, `build`); it holds the last step (`m = -lr·g`) and is
+        // never read back. Keras 3's SGD has no slots at momentum 0.
+        slots.clear();
+    }
+    if per_var > 0 && !slots.len().is_multiple_of(per_var) {
         return Err(format!(
             "{} slot variables do not make {per_var} per trainable variable",
             slots.len()
@@ -466,4 +628,93 @@ pub(super) fn fill_tensor_shapes(model: &mut Model) {
         }
     }
     walk(&mut model.source.config, &calls);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f32_ds(shape: &[u64], v: f32) -> H5Dataset {
+        let n: u64 = shape.iter().product();
+        H5Dataset {
+            datatype: hdf5_pure::make_f32_type(),
+            shape: shape.to_vec(),
+            raw: (0..n).flat_map(|_| v.to_le_bytes()).collect(),
+            attrs: Vec::new(),
+        }
+    }
+
+    fn i64_scalar(v: i64) -> H5Dataset {
+        H5Dataset {
+            datatype: hdf5_pure::make_i64_type(),
+            shape: Vec::new(),
+            raw: v.to_le_bytes().to_vec(),
+            attrs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn keras2_sgd_without_momentum_drops_its_m_slots() {
+        // tf_keras `SGD(0.01)`: `iteration`, then an `m` per variable.
+        let compile = json!({"optimizer": {"class_name": "SGD",
+            "config": {"name": "SGD", "learning_rate": 0.01, "momentum": 0.0}}});
+        let stored = vec![i64_scalar(4), f32_ds(&[3, 2], -0.5), f32_ds(&[2], 0.25)];
+        let (name, vars) = optimizer_vars(stored, Some(&compile), true).unwrap();
+        assert_eq!(name, "sgd");
+        // Keras 3's SGD at momentum 0: iterations and the learning rate.
+        assert_eq!(vars.len(), 2);
+        assert_eq!(vars[0].scalar_i64(), Some(4));
+        // With momentum the slots are kept.
+        let compile = json!({"optimizer": {"class_name": "SGD",
+            "config": {"name": "SGD", "learning_rate": 0.01, "momentum": 0.9}}});
+        let stored = vec![i64_scalar(4), f32_ds(&[3, 2], -0.5), f32_ds(&[2], 0.25)];
+        let (_, vars) = optimizer_vars(stored, Some(&compile), true).unwrap();
+        assert_eq!(vars.len(), 4);
+    }
+
+    #[test]
+    fn keras_2_13_counts_saved_layers_and_2_14_does_not() {
+        assert!(counts_saved_layers("2.13.1"));
+        assert!(!counts_saved_layers("2.14.0"));
+        assert!(!counts_saved_layers("2.15.1"));
+        assert_eq!(major_minor("3.0.5"), Some((3, 0)));
+        assert_eq!(major_minor("3.15.1"), Some((3, 15)));
+        assert_eq!(major_minor("3.4.0rc1"), Some((3, 4)));
+        assert_eq!(major_minor("x"), None);
+    }
+
+    #[test]
+    fn checkpoint_dependencies_of_an_unknown_layer_are_named() {
+        let config = json!({"class_name": "Sequential", "config": {"name": "s", "layers": [
+            {"class_name": "InputLayer", "config": {"name": "in"}},
+            {"class_name": "Dense", "config": {"name": "d"}}]}});
+        let mut weights = H5Group::default();
+        let deps = weights
+            .ensure_group("_layer_checkpoint_dependencies/dense/vars")
+            .unwrap();
+        deps.set_child("0", H5Node::Dataset(f32_ds(&[2], 1.0)));
+        weights
+            .ensure_group("_layer_checkpoint_dependencies/ghost/vars")
+            .unwrap()
+            .set_child("0", H5Node::Dataset(f32_ds(&[2], 1.0)));
+        let err = checkpoint_dependencies(&mut weights, &config, "2.14.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("_layer_checkpoint_dependencies/ghost"),
+            "{err}"
+        );
+        // A layer whose group is missing is named too.
+        let mut weights = H5Group::default();
+        weights
+            .ensure_group("_layer_checkpoint_dependencies/dense_1/vars")
+            .unwrap();
+        let err = checkpoint_dependencies(&mut weights, &config, "2.14.0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("_layer_checkpoint_dependencies/dense") && err.contains("`d`"),
+            "{err}"
+        );
+    }
 }
