@@ -240,6 +240,13 @@ fn conv_models_match_keras() {
     suite_matches_keras("conv");
 }
 
+/// The attention layers and the keras-io attention models
+/// (`fixtures/generate_attn.py`).
+#[test]
+fn attn_models_match_keras() {
+    suite_matches_keras("attn");
+}
+
 fn weights_of(path: &Path) -> BTreeMap<String, Vec<f32>> {
     let file = KerasFile::open(path).unwrap();
     let mut all = BTreeMap::new();
