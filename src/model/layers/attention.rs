@@ -383,6 +383,21 @@ fn build(cx: &BuildCx<'_>, kind: Kind) -> Result<Box<dyn LayerOp>> {
         }
         (Kind::GroupedQuery, _) => vec![Some(query[1])],
     };
+    let causal = call_flag(cx, "use_causal_mask")?;
+    let return_scores = call_flag(cx, "return_attention_scores")?;
+    if value_dim != key_dim && dropout == 0.0 && !return_scores {
+        // `jax.nn.dot_product_attention` needs equal head sizes, and
+        // Keras's fallback reshapes the result to the query's shape.
+        return Err(Error::mismatch(
+            format!(
+                "`value_dim` equal to `key_dim` ({key_dim}) for `{class}` layer `{}` without \
+                 dropout or `return_attention_scores` (Keras 3.15.1 on JAX fails to run it \
+                 too: `dot_product_attention` needs equal head sizes)",
+                cx.name
+            ),
+            value_dim,
+        ));
+    }
     let bias = |axes: &'static str| use_bias.then_some(axes);
     let (qb, kvb, ob) = match kind {
         Kind::MultiHead => ("de", "de", "e"),
@@ -449,8 +464,8 @@ fn build(cx: &BuildCx<'_>, kind: Kind) -> Result<Box<dyn LayerOp>> {
         kv_heads,
         scale: (1.0 / (key_dim as f64).sqrt()) as f32,
         dropout,
-        causal: call_flag(cx, "use_causal_mask")?,
-        return_scores: call_flag(cx, "return_attention_scores")?,
+        causal,
+        return_scores,
         sliding_window,
         proj,
         start,
@@ -925,4 +940,266 @@ impl LayerOp for MultiHeadAttention {
     }
 
     crate::clone_box!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Mode;
+    use super::super::check::{Masked, gradients, values};
+    use super::*;
+    use serde_json::json;
+
+    /// Build from a config (call options under `CALL_KWARGS`) with random
+    /// stored variables of the shapes the layer asks for.
+    fn mha(class: &str, config: serde_json::Value, inputs: &[Vec<usize>]) -> Box<dyn LayerOp> {
+        let config = config.as_object().unwrap().clone();
+        let builder = if class == "MultiHeadAttention" {
+            build_multi_head_attention
+        } else {
+            build_grouped_query_attention
+        };
+        let cx = |stored: &[(Vec<usize>, Vec<f32>)]| {
+            builder(&BuildCx {
+                class_name: class,
+                name: "att",
+                config: &config,
+                inputs,
+                stored,
+                vars_path: "layers/att/vars",
+                group: None,
+            })
+        };
+        // The error names the expected variables of the next sublayer
+        // (`(kernel [5, 2, 3], bias [2, 3])`); make them and try again.
+        let mut stored = Vec::new();
+        let mut seed = 11;
+        while let Err(e) = cx(&stored) {
+            let msg = e.to_string();
+            let list = msg
+                .split_once("` (")
+                .and_then(|(_, r)| r.split_once("), found"))
+                .unwrap_or_else(|| panic!("{msg}"))
+                .0
+                .to_string();
+            for part in list.split("], ") {
+                let dims = part.split_once('[').unwrap().1.trim_end_matches(']');
+                let shape: Vec<usize> = dims
+                    .split(',')
+                    .filter(|d| !d.trim().is_empty())
+                    .map(|d| d.trim().parse().unwrap())
+                    .collect();
+                let v = values(&shape, seed);
+                seed += 1;
+                stored.push((shape, v.iter().copied().collect()));
+            }
+            assert!(stored.len() <= 8, "{msg}");
+        }
+        cx(&stored).unwrap()
+    }
+
+    fn mask(rows: &[&[bool]]) -> Mask {
+        let t = rows[0].len();
+        ArrayD::from_shape_vec(
+            IxDyn(&[rows.len(), t]),
+            rows.iter().flat_map(|r| r.iter().copied()).collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn builds_with_keras_weight_paths() {
+        let op = mha(
+            "MultiHeadAttention",
+            json!({"num_heads": 2, "key_dim": 3}),
+            &[vec![4, 5], vec![4, 5]],
+        );
+        assert_eq!(op.vars().len(), 8);
+        assert_eq!(op.var_path(0), "query_dense/vars/0");
+        assert_eq!(op.var_path(3), "key_dense/vars/1");
+        assert_eq!(op.var_path(7), "output_dense/vars/1");
+        assert_eq!(op.vars()[6].value.shape(), [2, 3, 5]);
+        let gqa = mha(
+            "GroupQueryAttention",
+            json!({"head_dim": 2, "num_query_heads": 4, "num_key_value_heads": 2,
+                   "use_bias": false}),
+            &[vec![3, 4], vec![3, 4]],
+        );
+        assert_eq!(gqa.vars().len(), 4);
+        assert_eq!(gqa.var_path(1), "_key_dense/vars/0");
+        assert_eq!(gqa.vars()[1].value.shape(), [4, 2, 2]);
+    }
+
+    #[test]
+    fn unsupported_options_are_refused_by_name() {
+        let try_build = |config: serde_json::Value, inputs: &[Vec<usize>]| {
+            let config = config.as_object().unwrap().clone();
+            build_multi_head_attention(&BuildCx {
+                class_name: "MultiHeadAttention",
+                name: "att",
+                config: &config,
+                inputs,
+                stored: &[],
+                vars_path: "layers/att/vars",
+                group: None,
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        let seq = [vec![4, 5], vec![4, 5]];
+        for (config, what) in [
+            (
+                json!({"num_heads": 2, "key_dim": 3, "attention_axes": [2]}),
+                "attention_axes",
+            ),
+            (
+                json!({"num_heads": 2, "key_dim": 3, "use_gate": true}),
+                "use_gate",
+            ),
+            (
+                json!({"num_heads": 2, "key_dim": 3, "value_dim": 2}),
+                "value_dim",
+            ),
+            (
+                json!({"num_heads": 2, "key_dim": 3, "output_shape": [2, 3]}),
+                "output_shape",
+            ),
+            (
+                json!({"num_heads": 2, "key_dim": 3, "activity_regularizer": {"class_name": "L1",
+                       "config": {"l1": 0.1}}}),
+                "activity_regularizer",
+            ),
+        ] {
+            let err = try_build(config, &seq);
+            assert!(err.contains(what) && err.contains("att"), "{what}: {err}");
+        }
+        let err = try_build(
+            json!({"num_heads": 2, "key_dim": 3}),
+            &[vec![2, 4, 5], vec![2, 4, 5]],
+        );
+        assert!(err.contains("rank 3") && err.contains("rank 4"), "{err}");
+    }
+
+    #[test]
+    fn attention_mask_combines_masks_as_keras() {
+        let q = mask(&[&[true, true, false]]);
+        let v = mask(&[&[true, false, true, true]]);
+        let m = attention_mask(1, 3, 4, Some(&q), Some(&v), None, true, Some(2))
+            .unwrap()
+            .unwrap();
+        // Row 1: causal keeps 0..=1, the value mask drops 1, the window
+        // keeps |1 - j| < 2.
+        assert_eq!(
+            m.slice(s![0, 1, ..]).to_vec(),
+            vec![true, false, false, false]
+        );
+        assert!(m.slice(s![0, 2, ..]).iter().all(|&k| !k));
+        assert!(
+            attention_mask(1, 3, 4, None, None, None, false, None)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn fully_masked_rows_are_uniform_on_the_fused_path_and_zero_otherwise() {
+        let inputs = [vec![3, 4], vec![3, 4]];
+        let x = values(&[1, 3, 4], 3);
+        let qm = mask(&[&[true, true, false]]);
+        let masks = [Some(&qm), Some(&qm)];
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+        for (scores, uniform) in [(false, true), (true, false)] {
+            let op = mha(
+                "MultiHeadAttention",
+                json!({"num_heads": 1, "key_dim": 2,
+                       CALL_KWARGS_KEY: {"return_attention_scores": scores}}),
+                &inputs,
+            );
+            let mut cx = Ctx {
+                mode: Mode::Training,
+                rng: &mut rng,
+            };
+            let f = op.forward_masked(&[&x, &x], &masks, &mut cx).unwrap();
+            let st = f
+                .saved
+                .as_ref()
+                .unwrap()
+                .downcast_ref::<AttnSaved>()
+                .unwrap();
+            // The padded query row: every key masked.
+            let p: Vec<f32> = (0..3)
+                .map(|j| st.u[[0, 0, 2, j]] / st.sum[[0, 0, 2]])
+                .collect();
+            if uniform {
+                assert!(p.iter().all(|&v| (v - 1.0 / 3.0).abs() < 1e-6), "{p:?}");
+            } else {
+                let sc = &f.extra[0];
+                assert!((0..3).all(|j| sc[[0, 0, 2, j]] == 0.0));
+                assert_eq!(sc[[0, 0, 0, 2]], 0.0);
+            }
+        }
+    }
+
+    const CALL_KWARGS_KEY: &str = super::super::CALL_KWARGS;
+
+    #[test]
+    fn finite_differences() {
+        let q = [vec![4, 5], vec![4, 5]];
+        let cross = [vec![3, 4], vec![5, 3], vec![5, 2]];
+        let pad = mask(&[&[true, true, true, false], &[true, false, false, false]]);
+        let cases: Vec<(&str, serde_json::Value, &[Vec<usize>], Vec<Option<Mask>>)> = vec![
+            (
+                "MultiHeadAttention",
+                json!({"num_heads": 2, "key_dim": 3}),
+                &q,
+                vec![],
+            ),
+            (
+                "MultiHeadAttention",
+                json!({"num_heads": 2, "key_dim": 2, "output_shape": 3, "use_bias": false}),
+                &cross,
+                vec![],
+            ),
+            (
+                "MultiHeadAttention",
+                json!({"num_heads": 2, "key_dim": 2, CALL_KWARGS_KEY: {"use_causal_mask": true}}),
+                &q,
+                vec![Some(pad.clone()), Some(pad.clone())],
+            ),
+            (
+                "MultiHeadAttention",
+                json!({"num_heads": 2, "key_dim": 2, "value_dim": 3, "sliding_window": 2,
+                       CALL_KWARGS_KEY: {"return_attention_scores": true}}),
+                &q,
+                vec![Some(pad.clone()), Some(pad.clone())],
+            ),
+            (
+                // Dropout with the checker's fixed seed: one fixed mask.
+                "MultiHeadAttention",
+                json!({"num_heads": 1, "key_dim": 2, "dropout": 0.3}),
+                &q,
+                vec![None, Some(pad.clone())],
+            ),
+            (
+                "GroupQueryAttention",
+                json!({"head_dim": 2, "num_query_heads": 4, "num_key_value_heads": 2,
+                       CALL_KWARGS_KEY: {"use_causal_mask": true}}),
+                &q,
+                vec![Some(pad.clone()), Some(pad)],
+            ),
+        ];
+        for (class, config, inputs, masks) in cases {
+            let op = mha(class, config.clone(), inputs);
+            let wrapped = Masked { inner: op, masks };
+            let x: Vec<ArrayD<f32>> = inputs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let mut shape = vec![2];
+                    shape.extend(s);
+                    values(&shape, 40 + i as u64)
+                })
+                .collect();
+            gradients(&wrapped, &x, Mode::Training, 2e-2);
+        }
+    }
 }

@@ -575,3 +575,171 @@ impl LayerOp for DotAttention {
 
     crate::clone_box!();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Mode;
+    use super::super::check::{Masked, gradients, values};
+    use super::*;
+    use serde_json::json;
+
+    fn build_op(
+        builder: super::super::Builder,
+        class: &str,
+        config: serde_json::Value,
+        inputs: &[Vec<usize>],
+        shapes: &[&[usize]],
+    ) -> Box<dyn LayerOp> {
+        let config = config.as_object().unwrap().clone();
+        let stored: Vec<(Vec<usize>, Vec<f32>)> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let v = values(s, 5 + i as u64).mapv(|v| v + 1.0);
+                (s.to_vec(), v.iter().copied().collect())
+            })
+            .collect();
+        builder(&BuildCx {
+            class_name: class,
+            name: "att",
+            config: &config,
+            inputs,
+            stored: &stored,
+            vars_path: "layers/att/vars",
+            group: None,
+        })
+        .unwrap()
+    }
+
+    fn mask(rows: &[&[bool]]) -> Mask {
+        ArrayD::from_shape_vec(
+            IxDyn(&[rows.len(), rows[0].len()]),
+            rows.iter().flat_map(|r| r.iter().copied()).collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn finite_differences() {
+        let kw = super::super::CALL_KWARGS;
+        let qv = [vec![3, 4], vec![5, 4]];
+        let qvk = [vec![3, 4], vec![5, 2], vec![5, 4]];
+        let qm = mask(&[&[true, true, false], &[true, false, false]]);
+        let vm = mask(&[
+            &[true, true, true, false, false],
+            &[true, false, true, true, false],
+        ]);
+        let cases: Vec<(
+            super::super::Builder,
+            &str,
+            serde_json::Value,
+            &[Vec<usize>],
+            Vec<&[usize]>,
+            Vec<Option<Mask>>,
+        )> = vec![
+            (build_attention, "Attention", json!({}), &qv, vec![], vec![]),
+            (
+                build_attention,
+                "Attention",
+                json!({"use_scale": true}),
+                &qvk,
+                vec![&[]],
+                vec![Some(qm.clone()), Some(vm.clone())],
+            ),
+            (
+                build_attention,
+                "Attention",
+                json!({"use_scale": true, "score_mode": "concat", kw: {"use_causal_mask": true,
+                    "return_attention_scores": true}}),
+                &qv,
+                vec![&[], &[]],
+                vec![None, Some(vm.clone())],
+            ),
+            (
+                build_attention,
+                "Attention",
+                json!({"score_mode": "concat", "dropout": 0.4}),
+                &qvk,
+                vec![&[]],
+                vec![Some(qm.clone()), None],
+            ),
+            (
+                build_additive_attention,
+                "AdditiveAttention",
+                json!({}),
+                &qv,
+                vec![&[4]],
+                vec![Some(qm), Some(vm)],
+            ),
+            (
+                build_additive_attention,
+                "AdditiveAttention",
+                json!({"use_scale": false}),
+                &qvk,
+                vec![],
+                vec![],
+            ),
+        ];
+        for (builder, class, config, inputs, shapes, masks) in cases {
+            let op = build_op(builder, class, config.clone(), inputs, &shapes);
+            let x: Vec<ArrayD<f32>> = inputs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let mut shape = vec![2];
+                    shape.extend(s);
+                    values(&shape, 30 + i as u64)
+                })
+                .collect();
+            gradients(&Masked { inner: op, masks }, &x, Mode::Training, 2e-2);
+        }
+    }
+
+    #[test]
+    fn masks_follow_keras() {
+        let op = build_op(
+            build_attention,
+            "Attention",
+            json!({}),
+            &[vec![2, 3], vec![3, 3]],
+            &[],
+        );
+        let q = values(&[1, 2, 3], 1);
+        let v = values(&[1, 3, 3], 2);
+        let qm = mask(&[&[true, false]]);
+        let vm = mask(&[&[true, true, false]]);
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+        let mut cx = Ctx {
+            mode: Mode::Inference,
+            rng: &mut rng,
+        };
+        let y = op
+            .forward_masked(&[&q, &v], &[Some(&qm), Some(&vm)], &mut cx)
+            .unwrap()
+            .y;
+        // A masked query's row is zero; a masked value does not contribute.
+        assert!(y.slice(s![0, 1, ..]).iter().all(|&v| v == 0.0));
+        // A mask of the wrong length is an error naming it.
+        let short = mask(&[&[true, true]]);
+        let err = op
+            .forward_masked(&[&q, &v], &[Some(&qm), Some(&short)], &mut cx)
+            .err()
+            .expect("wrong mask refused")
+            .to_string();
+        assert!(err.contains("value mask"), "{err}");
+        let out = op.compute_mask(&[&q, &v], &[Some(&qm), Some(&vm)]).unwrap();
+        assert_eq!(out[0].as_ref(), Some(&qm));
+        let config = json!({"score_mode": "general"});
+        let bad = BuildCx {
+            class_name: "Attention",
+            name: "att",
+            config: config.as_object().unwrap(),
+            inputs: &[vec![2, 3], vec![3, 3]],
+            stored: &[],
+            vars_path: "layers/att/vars",
+            group: None,
+        };
+        let err = build_attention(&bad).unwrap_err().to_string();
+        assert!(err.contains("general") && err.contains("concat"), "{err}");
+    }
+}
