@@ -860,6 +860,19 @@ impl LayerOp for MultiHeadAttention {
         Ok(out)
     }
 
+    fn channel_axes(&self, i: usize) -> Option<(usize, (usize, usize))> {
+        // Query/key/value kernels `[features, heads, head size]`: a
+        // feature in, a (head, unit) pair out; the output kernel
+        // `[heads, head size, features]`: a head in, a feature out.
+        let p = (0..4).find(|&p| self.start[p] == i)?;
+        Some(self.proj[p].channel_axes())
+    }
+
+    fn var_scope(&self, i: usize) -> Option<&'static str> {
+        let p = (0..4).rev().find(|&p| self.start[p] <= i)?;
+        Some(["query", "key", "value", "attention_output"][p])
+    }
+
     fn var_path(&self, i: usize) -> String {
         let p = (0..4).rev().find(|&p| self.start[p] <= i).unwrap_or(0);
         let sub = self.kind.groups()[p];

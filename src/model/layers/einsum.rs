@@ -498,6 +498,22 @@ impl Projection {
     }
 }
 
+impl Projection {
+    /// The kernel's channel axes: the first contracted axis is the input
+    /// channel, the kernel-output axes (when adjacent; else the last) the
+    /// output channels.
+    pub fn channel_axes(&self) -> (usize, (usize, usize)) {
+        let (c, o) = self.eq.kernel_axes();
+        let input = c.first().copied().unwrap_or(0);
+        let output = match (o.first(), o.last()) {
+            (Some(&a), Some(&b)) if b + 1 - a == o.len() => (a, b + 1),
+            (_, Some(&b)) => (b, b + 1),
+            _ => (input, input + 1),
+        };
+        (input, output)
+    }
+}
+
 /// The kernel and bias of a projection, as variables with the layer's
 /// regularizers and constraints.
 pub fn projection_vars(
@@ -692,6 +708,10 @@ impl LayerOp for EinsumDense {
         _masks: &[Option<&Mask>],
     ) -> Result<Vec<Option<Mask>>> {
         Ok(vec![None])
+    }
+
+    fn channel_axes(&self, i: usize) -> Option<(usize, (usize, usize))> {
+        (i == 0).then(|| self.proj.channel_axes())
     }
 
     fn vars(&self) -> &[Var] {

@@ -247,6 +247,21 @@ pub trait LayerOp: fmt::Debug + Send + Sync {
         format!("vars/{i}")
     }
 
+    /// For kernel variable `i` whose layout is not Dense's or a
+    /// convolution's `(…, in, out)`: its input-channel axis and its
+    /// output-channel axes `start..end`, for the sparsity report's
+    /// per-channel columns and structured pruning (an attention layer's
+    /// `[features, heads, head size]` kernels).
+    fn channel_axes(&self, _i: usize) -> Option<(usize, (usize, usize))> {
+        None
+    }
+
+    /// The sublayer variable `i` belongs to, as Keras's variable path
+    /// names it (`query` in `mha/query/kernel`); `None` for the layer's own.
+    fn var_scope(&self, _i: usize) -> Option<&'static str> {
+        None
+    }
+
     /// The layer's variables in Keras's `weights` order.
     fn vars(&self) -> &[Var] {
         &[]
