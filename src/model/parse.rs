@@ -978,7 +978,7 @@ fn build_layer(
                 .and_then(|n| n.get(0))
                 .and_then(|n| n.get("args"))
                 .unwrap_or(&Value::Null);
-            LayerKind::Op(super::layers::ops::build(other, args)?)
+            LayerKind::Op(super::layers::ops::build(other, args, r.config)?)
         }
         other => {
             let builder = if other == "Dropout" {
