@@ -1155,6 +1155,7 @@ mod tests {
     const CALL_KWARGS_KEY: &str = super::super::CALL_KWARGS;
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of cases
     fn finite_differences() {
         let q = [vec![4, 5], vec![4, 5]];
         let cross = [vec![3, 4], vec![5, 3], vec![5, 2]];

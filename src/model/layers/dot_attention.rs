@@ -620,6 +620,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of cases
     fn finite_differences() {
         let kw = super::super::CALL_KWARGS;
         let qv = [vec![3, 4], vec![5, 4]];

@@ -138,6 +138,9 @@ impl Equation {
     }
 }
 
+/// Gradients of a projection: (input if wanted, kernel, bias if any).
+pub type ProjectionGrads = (Option<ArrayD<f32>>, ArrayD<f32>, Option<ArrayD<f32>>);
+
 /// One einsum projection with its shapes resolved: the kernel shape, the
 /// bias shape and the output shape (per sample).
 #[derive(Debug, Clone, PartialEq)]
@@ -412,7 +415,7 @@ impl Projection {
         kernel: &ArrayD<f32>,
         dy: &ArrayD<f32>,
         want_input: bool,
-    ) -> Result<(Option<ArrayD<f32>>, ArrayD<f32>, Option<ArrayD<f32>>)> {
+    ) -> Result<ProjectionGrads> {
         let n = x.shape()[0];
         let (pos, pshape) = self.product_layout(n);
         let d = dy.view().permuted_axes(IxDyn(&pos));
@@ -859,6 +862,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of cases
     fn finite_differences_of_every_form() {
         let cases: Vec<(serde_json::Value, Vec<usize>, Vec<&[usize]>)> = vec![
             (
