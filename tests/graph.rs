@@ -277,6 +277,13 @@ fn conv_models_match_keras() {
     suite_matches_keras("conv");
 }
 
+/// The attention layers and the keras-io attention models
+/// (`fixtures/generate_attn.py`).
+#[test]
+fn attn_models_match_keras() {
+    suite_matches_keras("attn");
+}
+
 fn weights_of(path: &Path) -> BTreeMap<String, Vec<f32>> {
     let file = KerasFile::open(path).unwrap();
     let mut all = BTreeMap::new();
@@ -382,8 +389,111 @@ fn guide_models_work_end_to_end() {
     }
 }
 
-/// Paths (`layers/<layer>/vars/<i>`) of the Dense and convolution kernels
-/// of a model.
+/// The attention models (the keras-io time-series transformer, masked and
+/// grouped-query attention, EinsumDense, Attention) work end to end:
+/// `load`, `convert` (weights bit-identical, config value-equal), `prune`
+/// (every kernel weight below the threshold zeroed, the 3-D projection
+/// kernels included, nothing else changed), `sparsity --json` (weights
+/// named by Keras's sublayer paths, per-channel counts of the 3-D kernels),
+/// and `predict` and `finetune --keep-sparsity` of the pruned file.
+#[test]
+fn attention_models_work_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "ts_transformer",
+        "mha_masked",
+        "gqa",
+        "einsum_dense",
+        "attention_dot",
+    ] {
+        let before = fixtures_dir().join(format!("attn/{name}.after.keras"));
+        let b = before.to_str().unwrap();
+        let (ok, stdout, err) = kerasrs(&["load", b]);
+        assert!(ok && stdout.contains("Connected to"), "{name}: {err}");
+
+        let converted = dir.path().join(format!("{name}.converted.keras"));
+        let (ok, _, err) = kerasrs(&["convert", b, "--output", converted.to_str().unwrap()]);
+        assert!(ok, "{name}: {err}");
+        assert_eq!(
+            weights_of(&converted),
+            weights_of(&before),
+            "{name}: convert"
+        );
+        let (c1, c2) = (
+            KerasFile::open(&converted).unwrap(),
+            KerasFile::open(&before).unwrap(),
+        );
+        assert_eq!(c1.config, c2.config, "{name}: config changed");
+
+        let pruned = dir.path().join(format!("{name}.pruned.keras"));
+        let p = pruned.to_str().unwrap();
+        let (ok, _, err) = kerasrs(&["prune", b, "--threshold", "0.1", "--output", p]);
+        assert!(ok, "{name}: {err}");
+        let kernels = kernel_paths(&before);
+        let (w0, w1) = (weights_of(&before), weights_of(&pruned));
+        let mut zeroed = 0;
+        for (path, values) in &w0 {
+            for (a, b) in values.iter().zip(&w1[path]) {
+                if kernels.contains(path) && a.abs() < 0.1 {
+                    assert_eq!(b.to_bits(), 0, "{name}: {path} keeps {a}");
+                    zeroed += 1;
+                } else {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{name}: {path} changed");
+                }
+            }
+        }
+        assert!(zeroed > 0, "{name}: nothing pruned");
+
+        let (ok, json, err) = kerasrs(&["sparsity", p, "--json"]);
+        assert!(ok, "{name}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let text = v.to_string();
+        assert!(text.contains("kernel"), "{name}: {json}");
+        if name != "einsum_dense" && name != "attention_dot" {
+            assert!(text.contains("/query\""), "{name}: {json}");
+        }
+
+        let pred = dir.path().join(format!("{name}.pred.npz"));
+        let x = fixtures_dir().join(format!("attn/{name}.x.npz"));
+        let (ok, _, err) = kerasrs(&[
+            "predict",
+            p,
+            "--input",
+            x.to_str().unwrap(),
+            "--output",
+            pred.to_str().unwrap(),
+        ]);
+        assert!(ok, "{name}: {err}");
+
+        let tuned = dir.path().join(format!("{name}.tuned.keras"));
+        let data = fixtures_dir().join(format!("attn/{name}.data.npz"));
+        let (ok, _, err) = kerasrs(&[
+            "finetune",
+            p,
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--keep-sparsity",
+            "--verbose",
+            "0",
+            "--output",
+            tuned.to_str().unwrap(),
+        ]);
+        assert!(ok, "{name}: {err}");
+        let w2 = weights_of(&tuned);
+        for path in &kernels {
+            for (a, b) in w1[path].iter().zip(&w2[path]) {
+                if *a == 0.0 {
+                    assert_eq!(*b, 0.0, "{name}: {path} lost a zero");
+                }
+            }
+        }
+    }
+}
+
+/// Paths (`layers/<layer>/vars/<i>`) of the prunable kernels (Dense,
+/// convolution and attention kernels, embedding tables) of a model.
 fn kernel_paths(path: &Path) -> Vec<String> {
     let model = kerasrs::Model::open(path).unwrap();
     let mut out = Vec::new();
@@ -398,8 +508,8 @@ fn kernel_paths(path: &Path) -> Vec<String> {
             continue;
         };
         for (i, v) in op.vars().iter().enumerate() {
-            if v.role.ends_with("kernel") {
-                out.push(format!("{wp}/vars/{i}"));
+            if v.role.ends_with("kernel") || v.role == "embeddings" {
+                out.push(format!("{wp}/{}", op.var_path(i)));
             }
         }
     }

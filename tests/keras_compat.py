@@ -901,12 +901,13 @@ def check_prune_case(case, args, out_dir, outputs):
 # --------------------------------------------------------------------------
 
 GRAPH_MANIFEST = os.path.join("graph", "manifest.json")
-# Suites in the same format (made by generate_conv.py, generate_pool.py and
-# generate_seq.py).
+# Suites in the same format (made by generate_conv.py, generate_pool.py,
+# generate_seq.py and generate_attn.py).
 EXTRA_GRAPH_MANIFESTS = [
     os.path.join("conv", "manifest.json"),
     os.path.join("pool", "manifest.json"),
     os.path.join("seq", "manifest.json"),
+    os.path.join("attn", "manifest.json"),
 ]
 # Cases pruned by ``graph-prune``: each has Dense kernels (a shared layer,
 # two outputs, Dense around normalization layers) or convolution kernels.
@@ -918,6 +919,8 @@ GRAPH_PRUNE_CASES = [
     # Embedding tables, recurrent kernels, wrapped layers.
     "text_conv1d", "bidirectional_lstm", "lstm_return_state",
     "masked_time_distributed", "time_distributed_conv2d",
+    # Attention projection kernels (3-D), EinsumDense.
+    "ts_transformer", "mha_masked", "gqa", "einsum_dense",
 ]
 GRAPH_PRUNE_THRESHOLD = 0.05
 

@@ -74,6 +74,7 @@ pub(super) fn parse_model(file: KerasFile) -> Result<Model> {
             built: HashMap::new(),
             graph: Graph::default(),
             weight_paths: Vec::new(),
+            call_options: HashMap::new(),
         };
         let outputs = im.container(root, "", "", &[], &[], true, None)?;
         im.graph.outputs = outputs;
@@ -179,7 +180,14 @@ fn raw_layers<'a>(
         let weight_path = if (sequential && index == 0 && class_name == "InputLayer") || is_op {
             None
         } else {
-            let base = to_snake_case(class_name);
+            // The group is named after the Python class, which for
+            // `GroupQueryAttention` (its registered name) is
+            // `GroupedQueryAttention`.
+            let python_class = match class_name {
+                "GroupQueryAttention" => "GroupedQueryAttention",
+                other => other,
+            };
+            let base = to_snake_case(python_class);
             let unique = match used.get_mut(&base) {
                 Some(n) => {
                     *n += 1;
@@ -322,8 +330,15 @@ fn node_tensors(node: &Value, at: &str) -> Result<Vec<Endpoint>> {
     let mut out = Vec::new();
     walk(args, &mut out).map_err(|e| e.at(at.to_string()))?;
     if let Some(kwargs) = node.get("kwargs").and_then(Value::as_object) {
+        // The attention layers' `query`, `value` and `key` given by name
+        // follow the positional ones in that order (their call signature).
+        for key in TENSOR_KWARGS {
+            if let Some(value) = kwargs.get(*key) {
+                walk(value, &mut out).map_err(|e| e.at(at.to_string()))?;
+            }
+        }
         for (key, value) in kwargs {
-            if key == "mask" {
+            if key == "mask" || TENSOR_KWARGS.contains(&key.as_str()) {
                 // The mask Keras recorded when the model was built; the
                 // engine propagates the same mask from the layers that
                 // make it (`Embedding(mask_zero)`, `Masking`).
@@ -344,6 +359,30 @@ fn node_tensors(node: &Value, at: &str) -> Result<Vec<Endpoint>> {
     Ok(out)
 }
 
+/// Call arguments that are inputs when given by name (the attention
+/// layers' `call(query, value, key=None, ...)`), in signature order.
+const TENSOR_KWARGS: &[&str] = &["query", "value", "key"];
+
+/// The keyword arguments of a call that configure it (`use_causal_mask`,
+/// `return_attention_scores`): every non-tensor one but `mask` and
+/// `training`; `None` when there are none.
+fn call_options(node: &Value) -> Option<Map<String, Value>> {
+    let kwargs = node.get("kwargs")?.as_object()?;
+    let opts: Map<String, Value> = kwargs
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(k.as_str(), "mask" | "training") && !TENSOR_KWARGS.contains(&k.as_str())
+        })
+        .filter(|(_, v)| {
+            let mut found = Vec::new();
+            collect_history(v, &mut found);
+            found.is_empty()
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (!opts.is_empty()).then_some(opts)
+}
+
 /// The import pass: config containers → layers and graph nodes.
 struct Importer<'a> {
     root: &'a Value,
@@ -355,6 +394,8 @@ struct Importer<'a> {
     graph: Graph,
     /// Weight paths of every config layer (for the stray-weights check).
     weight_paths: Vec<String>,
+    /// The call options of each layer's first call (by JSON pointer).
+    call_options: HashMap<String, Option<Map<String, Value>>>,
 }
 
 impl<'a> Importer<'a> {
@@ -423,22 +464,47 @@ impl<'a> Importer<'a> {
 
     /// Call layer `r` on the outputs of nodes `inputs`: build it on its
     /// first call, check the shapes of later calls (shared layers).
-    fn call(&mut self, r: &RawLayer<'_>, inputs: &[usize], trainable: bool) -> Result<Vec<usize>> {
+    fn call(
+        &mut self,
+        r: &RawLayer<'_>,
+        inputs: &[usize],
+        options: Option<Map<String, Value>>,
+        trainable: bool,
+    ) -> Result<Vec<usize>> {
         let shapes: Vec<Vec<usize>> = inputs
             .iter()
             .map(|&n| self.graph.nodes[n].output_shape.clone())
             .collect();
         let at = || format!("{} (`{}`)", r.pointer, r.name);
         let li = match self.built.get(&r.pointer) {
-            Some(&li) => li,
+            Some(&li) => {
+                let first = self.call_options.get(&r.pointer).cloned().flatten();
+                if first != options {
+                    return Err(Error::unsupported(
+                        "layer called again",
+                        format!(
+                            "`{}` with other call arguments ({} then {})",
+                            r.name,
+                            Value::from(first.unwrap_or_default()),
+                            Value::from(options.unwrap_or_default())
+                        ),
+                        &["a shared layer called with the same call arguments each time"],
+                    )
+                    .at(at())
+                    .in_member("config.json"));
+                }
+                li
+            }
             None => {
-                let layer = build_layer(r, &shapes, trainable, self.weights).map_err(|e| {
-                    if e.member().is_none() && e.location().is_none() {
-                        e.at(at()).in_member("config.json")
-                    } else {
-                        e
-                    }
-                })?;
+                self.call_options.insert(r.pointer.clone(), options.clone());
+                let layer = build_layer(r, &shapes, trainable, self.weights, options.as_ref())
+                    .map_err(|e| {
+                        if e.member().is_none() && e.location().is_none() {
+                            e.at(at()).in_member("config.json")
+                        } else {
+                            e
+                        }
+                    })?;
                 let li = self.push_layer(&r.order, layer);
                 self.built.insert(r.pointer.clone(), li);
                 li
@@ -556,7 +622,7 @@ impl<'a> Importer<'a> {
             }
         };
         for r in raw.iter().skip(usize::from(starts_with_input)) {
-            let outs = self.call_entry(r, &[current], trainable)?;
+            let outs = self.call_entry(r, &[current], None, trainable)?;
             if outs.len() != 1 {
                 return Err(Error::unsupported(
                     "layer in a Sequential model",
@@ -578,6 +644,7 @@ impl<'a> Importer<'a> {
         &mut self,
         r: &RawLayer<'a>,
         inputs: &[usize],
+        options: Option<Map<String, Value>>,
         trainable: bool,
     ) -> Result<Vec<usize>> {
         if is_container(r.class_name) {
@@ -605,7 +672,7 @@ impl<'a> Importer<'a> {
             });
             return Ok(outputs);
         }
-        self.call(r, inputs, trainable)
+        self.call(r, inputs, options, trainable)
     }
 
     fn functional(
@@ -709,7 +776,7 @@ impl<'a> Importer<'a> {
                         ))
                         .at(at));
                     }
-                    let outs = self.call_entry(r, &ids, trainable)?;
+                    let outs = self.call_entry(r, &ids, call_options(node), trainable)?;
                     produced.insert((r.name.clone(), call_index), outs);
                     pending[i].pop_front();
                     progressed = true;
@@ -852,8 +919,16 @@ fn build_layer(
     inputs: &[Vec<usize>],
     model_trainable: bool,
     weights: &H5Group,
+    call_options: Option<&Map<String, Value>>,
 ) -> Result<Layer> {
-    let c = r.config;
+    // The builder sees the call's options beside the config (the config
+    // written back is the original).
+    let with_options = call_options.map(|o| {
+        let mut c = r.config.clone();
+        c.insert(super::layers::CALL_KWARGS.into(), Value::Object(o.clone()));
+        c
+    });
+    let c = with_options.as_ref().unwrap_or(r.config);
     let trainable = model_trainable && c.get("trainable").and_then(Value::as_bool).unwrap_or(true);
     if r.class_name != "InputLayer" {
         check_dtype(c.get("dtype"))?;
@@ -903,7 +978,7 @@ fn build_layer(
                 .and_then(|n| n.get(0))
                 .and_then(|n| n.get("args"))
                 .unwrap_or(&Value::Null);
-            LayerKind::Op(super::layers::ops::build(other, args)?)
+            LayerKind::Op(super::layers::ops::build(other, args, r.config)?)
         }
         other => {
             let builder = if other == "Dropout" {

@@ -251,12 +251,20 @@ pub fn params(model: &Model) -> Vec<ParamView> {
         if let Some(op) = layer.op() {
             for (v, var) in op.vars().iter().enumerate() {
                 if let Some(kind) = WeightKind::from_role(var.role) {
-                    out.push(view(
+                    let mut p = view(
                         v,
                         kind,
                         var.value.shape(),
                         var.value.iter().copied().collect(),
-                    ));
+                    );
+                    if let (true, Some((input, output))) = (kind.is_kernel(), op.channel_axes(v)) {
+                        p.channels = Some(ChannelAxes { input, output });
+                    }
+                    if let Some(scope) = op.var_scope(v) {
+                        // An attention layer's `mha/query` (Keras's path).
+                        p.layer_name = format!("{}/{scope}", layer.name);
+                    }
+                    out.push(p);
                 }
             }
             continue;

@@ -113,3 +113,98 @@ pub fn gradients(op: &dyn LayerOp, x: &[ArrayD<f32>], mode: Mode, tol: f64) {
         }
     }
 }
+
+/// A layer seen through fixed input masks, with all its outputs flattened
+/// into one `[n, Σ sizes]` output, so that [`gradients`] checks masked
+/// calls and every output of a layer with several.
+#[derive(Debug, Clone)]
+pub struct Masked {
+    /// The layer.
+    pub inner: Box<dyn LayerOp>,
+    /// One mask per input.
+    pub masks: Vec<Option<super::Mask>>,
+}
+
+impl LayerOp for Masked {
+    fn output_shape(&self, _inputs: &[Vec<usize>]) -> crate::error::Result<Vec<usize>> {
+        unreachable!("not built into a graph")
+    }
+
+    fn vars(&self) -> &[super::Var] {
+        self.inner.vars()
+    }
+
+    fn vars_mut(&mut self) -> &mut [super::Var] {
+        self.inner.vars_mut()
+    }
+
+    fn forward(
+        &self,
+        x: &[&ArrayD<f32>],
+        cx: &mut Ctx<'_>,
+    ) -> crate::error::Result<super::Forward> {
+        let masks: Vec<Option<&super::Mask>> = self.masks.iter().map(Option::as_ref).collect();
+        let f = self.inner.forward_masked(x, &masks, cx)?;
+        let n = f.y.shape()[0];
+        let mut parts = vec![f.y.clone()];
+        parts.extend(f.extra.iter().cloned());
+        let flat: Vec<ndarray::Array2<f32>> = parts
+            .into_iter()
+            .map(|p| {
+                let k = p.len() / n.max(1);
+                p.into_shape_with_order((n, k)).expect("rows")
+            })
+            .collect();
+        let views: Vec<_> = flat.iter().map(|a| a.view()).collect();
+        let y = ndarray::concatenate(ndarray::Axis(1), &views)
+            .expect("same rows")
+            .into_dyn();
+        let shapes: Vec<Vec<usize>> = std::iter::once(f.y.shape().to_vec())
+            .chain(f.extra.iter().map(|e| e.shape().to_vec()))
+            .collect();
+        Ok(super::Forward {
+            y,
+            extra: Vec::new(),
+            saved: Some(Box::new((shapes, f.saved))),
+            updates: Vec::new(),
+        })
+    }
+
+    fn backward(
+        &self,
+        x: &[&ArrayD<f32>],
+        _y: &ArrayD<f32>,
+        saved: &super::Saved,
+        dy: ArrayD<f32>,
+    ) -> crate::error::Result<super::Backward> {
+        type Inner = (Vec<Vec<usize>>, super::Saved);
+        let (shapes, inner) = saved
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<Inner>())
+            .expect("saved by forward");
+        let n = dy.shape()[0];
+        let mut at = 0;
+        let mut dys = Vec::new();
+        let mut ys = Vec::new();
+        for s in shapes {
+            let k: usize = s[1..].iter().product();
+            let part = dy
+                .view()
+                .into_shape_with_order((n, dy.len() / n.max(1)))
+                .expect("rows")
+                .slice(ndarray::s![.., at..at + k])
+                .to_owned()
+                .into_shape_with_order(ndarray::IxDyn(s))
+                .expect("shape");
+            ys.push(ArrayD::zeros(ndarray::IxDyn(s)));
+            dys.push(Some(part));
+            at += k;
+        }
+        let y_refs: Vec<&ArrayD<f32>> = ys.iter().collect();
+        self.inner.backward_multi(x, &y_refs, inner, dys, true)
+    }
+
+    fn clone_box(&self) -> Box<dyn LayerOp> {
+        Box::new(self.clone())
+    }
+}

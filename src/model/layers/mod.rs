@@ -13,7 +13,10 @@
 
 pub mod activations;
 pub mod applications;
+pub mod attention;
 pub mod conv;
+pub mod dot_attention;
+pub mod einsum;
 pub mod embedding;
 pub mod merge;
 pub mod noise;
@@ -242,6 +245,21 @@ pub trait LayerOp: fmt::Debug + Send + Sync {
     /// `model.weights.h5` (`vars/0`; an RNN's `cell/vars/0`).
     fn var_path(&self, i: usize) -> String {
         format!("vars/{i}")
+    }
+
+    /// For kernel variable `i` whose layout is not Dense's or a
+    /// convolution's `(…, in, out)`: its input-channel axis and its
+    /// output-channel axes `start..end`, for the sparsity report's
+    /// per-channel columns and structured pruning (an attention layer's
+    /// `[features, heads, head size]` kernels).
+    fn channel_axes(&self, _i: usize) -> Option<(usize, (usize, usize))> {
+        None
+    }
+
+    /// The sublayer variable `i` belongs to, as Keras's variable path
+    /// names it (`query` in `mha/query/kernel`); `None` for the layer's own.
+    fn var_scope(&self, _i: usize) -> Option<&'static str> {
+        None
     }
 
     /// The layer's variables in Keras's `weights` order.
@@ -517,6 +535,11 @@ pub fn read_stored(
     Ok(out)
 }
 
+/// The key under which a layer's builder finds the non-tensor keyword
+/// arguments of its call (`use_causal_mask`, `return_attention_scores`),
+/// added to the config it is given (not to the config written back).
+pub const CALL_KWARGS: &str = "__call_kwargs";
+
 /// Builds a layer from its config (Keras's `from_config` plus `build`).
 pub type Builder = fn(&BuildCx<'_>) -> Result<Box<dyn LayerOp>>;
 
@@ -533,6 +556,14 @@ pub const REGISTRY: &[(&str, Builder)] = &[
     ("Concatenate", merge::build_concatenate),
     ("Dot", merge::build_dot),
     ("Embedding", embedding::build_embedding),
+    ("EinsumDense", einsum::build_einsum_dense),
+    ("MultiHeadAttention", attention::build_multi_head_attention),
+    (
+        "GroupQueryAttention",
+        attention::build_grouped_query_attention,
+    ),
+    ("Attention", dot_attention::build_attention),
+    ("AdditiveAttention", dot_attention::build_additive_attention),
     ("Masking", embedding::build_masking),
     ("SimpleRNN", rnn::build_rnn),
     ("LSTM", rnn::build_rnn),

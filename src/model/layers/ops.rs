@@ -8,9 +8,15 @@
 //! (a Python float is a weak-typed scalar: the operation runs in float32).
 //! Two tensor operands must have the same shape (broadcasting between
 //! tensors is not supported).
+//!
+//! Also the one-tensor operations a functional graph uses to make position
+//! ids from its token ids (`ops.cumsum(ops.ones_like(ids), axis=1) - 1`):
+//! `OnesLike`, `ZerosLike` and `Cumsum` (`axis` from the entry's config;
+//! the gradient of a cumulative sum is the reversed cumulative sum of the
+//! output gradient, that of `ones_like`/`zeros_like` zero).
 
-use ndarray::{ArrayD, Zip};
-use serde_json::Value;
+use ndarray::{ArrayD, Axis, Zip};
+use serde_json::{Map, Value};
 
 use super::{Backward, Ctx, Forward, LayerOp, Saved};
 use crate::error::{Error, Result};
@@ -45,8 +51,118 @@ pub struct NumpyOp {
     b: Operand,
 }
 
-/// The operation of a `keras.src.ops.numpy` entry called with `args`.
-pub fn build(class: &str, args: &Value) -> Result<Box<dyn LayerOp>> {
+/// A one-tensor operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unary {
+    OnesLike,
+    ZerosLike,
+    /// `cumsum` along an axis of the batched tensor (possibly negative).
+    Cumsum(i64),
+}
+
+/// `ones_like(x)`, `zeros_like(x)` or `cumsum(x, axis)`.
+#[derive(Debug, Clone)]
+pub struct UnaryOp {
+    op: Unary,
+}
+
+impl UnaryOp {
+    fn axis(&self, rank: usize) -> Result<Option<usize>> {
+        match self.op {
+            Unary::Cumsum(a) => super::resolve_axis(a, rank, "Cumsum axis").map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl LayerOp for UnaryOp {
+    fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
+        let s = super::single_shape(inputs, "operation")?;
+        if self.axis(s.len() + 1)? == Some(0) {
+            return Err(Error::mismatch(
+                "a `Cumsum` axis other than the batch axis",
+                0,
+            ));
+        }
+        Ok(s.to_vec())
+    }
+
+    fn forward(&self, x: &[&ArrayD<f32>], _cx: &mut Ctx<'_>) -> Result<Forward> {
+        let y = match self.op {
+            Unary::OnesLike => ArrayD::ones(x[0].raw_dim()),
+            Unary::ZerosLike => ArrayD::zeros(x[0].raw_dim()),
+            Unary::Cumsum(_) => {
+                let axis = self.axis(x[0].ndim())?.expect("cumsum axis");
+                let mut y = x[0].as_standard_layout().into_owned();
+                y.accumulate_axis_inplace(Axis(axis), |&prev, cur| *cur += prev);
+                y
+            }
+        };
+        Ok(Forward::plain(y))
+    }
+
+    fn backward(
+        &self,
+        x: &[&ArrayD<f32>],
+        _y: &ArrayD<f32>,
+        _saved: &Saved,
+        dy: ArrayD<f32>,
+    ) -> Result<Backward> {
+        let dx = match self.op {
+            Unary::OnesLike | Unary::ZerosLike => ArrayD::zeros(x[0].raw_dim()),
+            Unary::Cumsum(_) => {
+                let axis = self.axis(x[0].ndim())?.expect("cumsum axis");
+                let mut g = dy.as_standard_layout().into_owned();
+                g.invert_axis(Axis(axis));
+                g.accumulate_axis_inplace(Axis(axis), |&prev, cur| *cur += prev);
+                g.invert_axis(Axis(axis));
+                g.as_standard_layout().into_owned()
+            }
+        };
+        Ok(Backward::inputs(vec![dx]))
+    }
+
+    fn detail(&self) -> Option<String> {
+        Some(match self.op {
+            Unary::OnesLike => "ones_like".into(),
+            Unary::ZerosLike => "zeros_like".into(),
+            Unary::Cumsum(a) => format!("cumsum(axis={a})"),
+        })
+    }
+
+    crate::clone_box!();
+}
+
+/// The operation of a `keras.src.ops.numpy` entry (its `config`) called
+/// with `args`.
+pub fn build(class: &str, args: &Value, config: &Map<String, Value>) -> Result<Box<dyn LayerOp>> {
+    let unary = match class {
+        "OnesLike" => Some(Unary::OnesLike),
+        "ZerosLike" => Some(Unary::ZerosLike),
+        "Cumsum" => {
+            let axis = config.get("axis").unwrap_or(&Value::Null);
+            Some(Unary::Cumsum(axis.as_i64().ok_or_else(|| {
+                Error::mismatch(
+                    "an integer `axis` for `Cumsum` (null, the flattened sum, is not supported)",
+                    axis,
+                )
+            })?))
+        }
+        _ => None,
+    };
+    if let Some(op) = unary {
+        let one = args.as_array().is_some_and(|a| {
+            a.len() == 1
+                && a[0].get("class_name").and_then(Value::as_str) == Some("__keras_tensor__")
+        });
+        if !one {
+            return Err(Error::mismatch(
+                format!("one tensor operand for `{class}`"),
+                args,
+            ));
+        }
+        return Ok(Box::new(UnaryOp { op }));
+    }
     let op = match class {
         "Add" => Op::Add,
         "Subtract" => Op::Subtract,
@@ -56,7 +172,16 @@ pub fn build(class: &str, args: &Value) -> Result<Box<dyn LayerOp>> {
             return Err(Error::unsupported(
                 "operation",
                 format!("{MODULE}.{other}"),
-                &["Add", "Subtract", "Multiply", "Divide", "TrueDivide"],
+                &[
+                    "Add",
+                    "Subtract",
+                    "Multiply",
+                    "Divide",
+                    "TrueDivide",
+                    "OnesLike",
+                    "ZerosLike",
+                    "Cumsum",
+                ],
             ));
         }
     };
@@ -220,7 +345,7 @@ mod tests {
             ("Subtract", json!([t, t])),
             ("Divide", json!([t, t])),
         ] {
-            let op = build(class, &args).unwrap();
+            let op = build(class, &args, &Map::new()).unwrap();
             let k = if args[0].is_object() && args[1].is_object() {
                 2
             } else {
@@ -232,7 +357,46 @@ mod tests {
                 .collect();
             gradients(op.as_ref(), &xs, Mode::Inference, 1e-2);
         }
-        assert!(build("Power", &json!([t, 2.0])).is_err());
-        assert!(build("Add", &json!([1.0, 2.0])).is_err());
+        assert!(build("Power", &json!([t, 2.0]), &Map::new()).is_err());
+        assert!(build("Add", &json!([1.0, 2.0]), &Map::new()).is_err());
+    }
+
+    #[test]
+    fn position_ids_from_token_ids() {
+        let t = json!({"class_name": "__keras_tensor__", "config": {}});
+        let cfg = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let ones = build("OnesLike", &json!([t]), &cfg(json!({"dtype": null}))).unwrap();
+        let cumsum = build("Cumsum", &json!([t]), &cfg(json!({"axis": 1}))).unwrap();
+        let ids = values(&[2, 4], 1);
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+        let mut cx = Ctx {
+            mode: Mode::Inference,
+            rng: &mut rng,
+        };
+        let o = ones.forward(&[&ids], &mut cx).unwrap().y;
+        let c = cumsum.forward(&[&o], &mut cx).unwrap().y;
+        let row: Vec<f32> = (0..4).map(|j| c[[1, j]]).collect();
+        assert_eq!(row, vec![1.0, 2.0, 3.0, 4.0]);
+        gradients(
+            cumsum.as_ref(),
+            &[values(&[2, 3, 2], 2)],
+            Mode::Inference,
+            1e-2,
+        );
+        let neg = build("Cumsum", &json!([t]), &cfg(json!({"axis": -1}))).unwrap();
+        gradients(
+            neg.as_ref(),
+            &[values(&[2, 3, 2], 3)],
+            Mode::Inference,
+            1e-2,
+        );
+        let err = build("Cumsum", &json!([t]), &cfg(json!({"axis": null})))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("axis"), "{err}");
+        assert!(cumsum.output_shape(&[vec![4]]).is_ok());
+        let batch = build("Cumsum", &json!([t]), &cfg(json!({"axis": 0}))).unwrap();
+        assert!(batch.output_shape(&[vec![4]]).is_err());
     }
 }
