@@ -250,25 +250,7 @@ fn build(cx: &BuildCx<'_>, kind: Kind) -> Result<Box<dyn LayerOp>> {
     let class = kind.class();
     refuse_unsupported(cx, &["use_gate", "flash_attention", "activity_regularizer"])?;
     let inputs = cx.inputs;
-    if !(2..=3).contains(&inputs.len()) {
-        return Err(Error::mismatch(
-            format!("`{class}` called on query and value (and key)"),
-            format!("{} inputs", inputs.len()),
-        ));
-    }
-    for (name, s) in ["query", "value", "key"].iter().zip(inputs) {
-        if s.len() != 2 {
-            return Err(Error::mismatch(
-                format!(
-                    "a `{name}` of rank 3 (batch, sequence, features) for `{class}` layer `{}`",
-                    cx.name
-                ),
-                format!("rank {}", s.len() + 1),
-            ));
-        }
-    }
-    let (query, value) = (&inputs[0], &inputs[1]);
-    let key = inputs.get(2).unwrap_or(value);
+    let (query, value, key) = attention_inputs(cx, class)?;
     if key[0] != value[0] {
         return Err(Error::mismatch(
             format!("`key` and `value` of the same length for `{class}`"),
@@ -953,6 +935,34 @@ impl LayerOp for MultiHeadAttention {
     }
 
     crate::clone_box!();
+}
+
+/// The query, value and key shapes (per sample) of an attention layer's
+/// call: two or three inputs of rank 3; the key defaults to the value.
+pub(super) fn attention_inputs<'a>(
+    cx: &BuildCx<'a>,
+    class: &str,
+) -> Result<(&'a [usize], &'a [usize], &'a [usize])> {
+    let inputs = cx.inputs;
+    if !(2..=3).contains(&inputs.len()) {
+        return Err(Error::mismatch(
+            format!("`{class}` called on [query, value] or [query, value, key]"),
+            format!("{} inputs", inputs.len()),
+        ));
+    }
+    for (name, s) in ["query", "value", "key"].iter().zip(inputs) {
+        if s.len() != 2 {
+            return Err(Error::mismatch(
+                format!(
+                    "a `{name}` of rank 3 (batch, sequence, features) for `{class}` layer `{}`",
+                    cx.name
+                ),
+                format!("rank {}", s.len() + 1),
+            ));
+        }
+    }
+    let (query, value) = (&inputs[0][..], &inputs[1][..]);
+    Ok((query, value, inputs.get(2).map_or(value, |k| &k[..])))
 }
 
 #[cfg(test)]

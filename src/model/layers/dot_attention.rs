@@ -101,25 +101,7 @@ fn build(
 ) -> Result<Box<dyn LayerOp>> {
     super::einsum::refuse_unsupported(cx, &["activity_regularizer"])?;
     let inputs = cx.inputs;
-    if !(2..=3).contains(&inputs.len()) {
-        return Err(Error::mismatch(
-            format!("`{class}` called on [query, value] or [query, value, key]"),
-            format!("{} inputs", inputs.len()),
-        ));
-    }
-    for (name, s) in ["query", "value", "key"].iter().zip(inputs) {
-        if s.len() != 2 {
-            return Err(Error::mismatch(
-                format!(
-                    "a `{name}` of rank 3 (batch, steps, features) for `{class}` layer `{}`",
-                    cx.name
-                ),
-                format!("rank {}", s.len() + 1),
-            ));
-        }
-    }
-    let (q, v) = (&inputs[0], &inputs[1]);
-    let k = inputs.get(2).unwrap_or(v);
+    let (q, v, k) = super::attention::attention_inputs(cx, class)?;
     if q[1] != k[1] || k[0] != v[0] {
         return Err(Error::mismatch(
             format!(
